@@ -1,0 +1,93 @@
+SHELL := /bin/bash
+# Entry points for the blueprint. Every target creates or updates the virtual
+# environments it needs, so each one works on a fresh clone.
+
+PYTHON ?= python3
+VENV := .venv
+POLICY_VENV := policies/.venv
+PY := $(VENV)/bin/python
+POLICY_PY := $(POLICY_VENV)/bin/python
+
+STACK ?= dev
+INPUT ?=
+OUTPUT ?= out/run
+TRIAGE ?= local
+LABELS ?=
+FORMAT ?= table
+PREVIEW_JSON ?=
+STACK_EXPORT ?=
+
+.PHONY: help venv demo run test lint typecheck unit gate plan bench clean
+
+help:
+	@echo "make demo    run the pipeline locally on the synthetic stream, then plan and gate the dev stack"
+	@echo "make test    lint, type check, unit tests, and the policy gate on both stacks"
+	@echo "make run     INPUT=<file|dir> OUTPUT=<dir> TRIAGE=<local|none> [LABELS=<windows.json>]"
+	@echo "make plan    STACK=<dev|prod>: resources that 'pulumi up' would create (mocked, no cloud)"
+	@echo "make gate    STACK=<dev|prod> | PREVIEW_JSON=<file> | STACK_EXPORT=<file> [FORMAT=json]"
+	@echo "make bench   throughput, triage and memory figures"
+
+venv: $(VENV)/.installed $(POLICY_VENV)/.installed
+
+# llama-cpp-python has no binary wheel on PyPI. The first install compiles it
+# (about 10 minutes on two cores) and pip caches the wheel, so later installs
+# take seconds. The build log is shown so the wait is visible.
+$(VENV)/.installed: requirements-dev.txt infra/requirements.txt pipeline/requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	@if $(PY) -m pip cache list 'llama_cpp_python-0.3.36-*' 2>/dev/null | grep -q llama_cpp_python; then \
+	  echo "llama-cpp-python: reusing the wheel in pip's cache"; \
+	  $(PY) -m pip install --quiet llama-cpp-python==0.3.36; \
+	else \
+	  echo "llama-cpp-python: building from source, about 10 minutes on 2 cores (no binary wheel exists on PyPI); pip caches the wheel for later runs"; \
+	  $(PY) -m pip install --verbose llama-cpp-python==0.3.36 2>&1 | grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]|Successfully|ERROR|error:' ; \
+	  test $${PIPESTATUS[0]} -eq 0; \
+	fi
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+$(POLICY_VENV)/.installed: policies/requirements.txt
+	@test -x $(POLICY_PY) || $(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_PY) -m pip install --quiet --upgrade pip==25.3
+	$(POLICY_PY) -m pip install --quiet -r policies/requirements.txt mypy==2.4.1 pytest==9.2.0
+	@touch $@
+
+demo: venv
+	$(PY) -m pipeline.demo --output out/demo
+	$(PY) -m infra.plan --stack dev
+	$(PY) -m policies.gate --stack dev
+
+run: venv
+	@test -n "$(INPUT)" || { echo "error: INPUT is missing; pass INPUT=<JSON Lines file, NAB CSV file or directory>"; exit 2; }
+	$(PY) -m pipeline.run_local --input "$(INPUT)" --output "$(OUTPUT)" --triage "$(TRIAGE)" $(if $(LABELS),--labels "$(LABELS)")
+
+test: lint typecheck unit gate-stacks
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy infra pipeline policies tests
+	$(POLICY_VENV)/bin/mypy --config-file pyproject.toml policies/pack.py policies/__main__.py
+
+unit: venv
+	$(VENV)/bin/pytest
+	$(POLICY_VENV)/bin/pytest -o addopts='-ra --strict-markers' tests/policy_pack
+
+gate-stacks: venv
+	$(PY) -m policies.gate --stack dev
+	$(PY) -m policies.gate --stack prod
+
+gate: venv
+	$(PY) -m policies.gate --format "$(FORMAT)" \
+	  $(if $(PREVIEW_JSON),--preview-json "$(PREVIEW_JSON)",$(if $(STACK_EXPORT),--stack-export "$(STACK_EXPORT)",--stack "$(STACK)"))
+
+plan: venv
+	$(PY) -m infra.plan --stack "$(STACK)"
+
+bench: venv
+	$(PY) -m benchmarks.pipeline_bench
+
+clean:
+	rm -rf out .mypy_cache .ruff_cache .pytest_cache
