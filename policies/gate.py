@@ -1,0 +1,250 @@
+"""Offline policy gate: check a stack, a preview or a stack export against the pack.
+
+Usage::
+
+    python -m policies.gate --stack dev
+    python -m policies.gate --preview-json preview.json [--environment prod]
+    python -m policies.gate --stack-export state.json --format json
+
+Exit status: 0 when no mandatory policy is violated, 1 when one is, 2 when
+the input or the policy config cannot be read or has the wrong shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from policies.config import CONFIG_DIR, ConfigError, PackConfig, load_pack_config
+from policies.evaluate import evaluate
+from policies.inputs import (
+    InputError,
+    read_json,
+    resources_from_export,
+    resources_from_preview,
+    resources_from_stack,
+    stack_from_urn,
+)
+from policies.model import Enforcement, Resource, Severity, Violation
+from policies.rules import ALL_RULES
+from policies.rules.common import label_value
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_ENVIRONMENT = "prod"
+"""Environment assumed when nothing names one: the strictest."""
+
+_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
+_LEVEL_ORDER = {Enforcement.MANDATORY: 0, Enforcement.ADVISORY: 1, Enforcement.DISABLED: 2}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Result of one gate run: the input, the config used and the violations found."""
+
+    source: str
+    environment: str
+    config: str
+    resources: int
+    violations: list[Violation]
+
+    @property
+    def mandatory(self) -> int:
+        """Number of violations of mandatory policies."""
+        return sum(v.enforcement is Enforcement.MANDATORY for v in self.violations)
+
+    @property
+    def passed(self) -> bool:
+        """Whether the gate lets the change through (no mandatory violation)."""
+        return self.mandatory == 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the gate's command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m policies.gate",
+        description="Check the stack's resources against the security policy pack, offline.",
+    )
+
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--stack", help="stack to run under Pulumi mocks with its own config (dev or prod)"
+    )
+    source.add_argument(
+        "--preview-json", type=Path, metavar="FILE", help="output of `pulumi preview --json`"
+    )
+    source.add_argument(
+        "--stack-export", type=Path, metavar="FILE", help="output of `pulumi stack export`"
+    )
+    source.add_argument("--list", action="store_true", help="list the pack's policies and exit")
+
+    parser.add_argument(
+        "--environment",
+        help="environment whose policy config applies (default: the stack, else the stack "
+        "named in the URNs, else the resources' 'environment' label, else prod)",
+    )
+    parser.add_argument(
+        "--policy-config",
+        type=Path,
+        metavar="FILE",
+        help=f"policy pack config file (default: {CONFIG_DIR}/<environment>.json)",
+    )
+    parser.add_argument(
+        "--format", choices=["table", "json"], default="table", help="output format"
+    )
+
+    args = parser.parse_args(argv)
+    if not (args.stack or args.preview_json or args.stack_export or args.list):
+        parser.error("one of --stack, --preview-json, --stack-export or --list is required")
+    return args
+
+
+def load_resources(args: argparse.Namespace) -> tuple[str, list[Resource]]:
+    """Return a description of the input and the resources it declares."""
+    if args.stack:
+        return f"stack {args.stack} (mocks)", resources_from_stack(args.stack)
+    if args.preview_json:
+        document = read_json(args.preview_json, "preview JSON")
+        return str(args.preview_json), resources_from_preview(document, str(args.preview_json))
+    document = read_json(args.stack_export, "stack export")
+    return str(args.stack_export), resources_from_export(document, str(args.stack_export))
+
+
+def _single(values: set[str | None]) -> str | None:
+    return next(iter(values)) if len(values) == 1 else None
+
+
+def infer_environment(args: argparse.Namespace, resources: Sequence[Resource]) -> str:
+    """Pick the environment whose config applies; see --environment's help for the order."""
+    if args.environment:
+        return str(args.environment)
+    if args.stack:
+        return str(args.stack)
+
+    stack = _single({stack_from_urn(resource.urn) for resource in resources})
+    if stack and (CONFIG_DIR / f"{stack}.json").is_file():
+        return stack
+    labelled = {label_value(resource.props, "environment") for resource in resources}
+    labelled.discard(None)
+    environment = _single(labelled)
+    if environment and (CONFIG_DIR / f"{environment}.json").is_file():
+        return environment
+
+    logger.warning(
+        "no environment named by --environment, the URNs or the labels; using %s",
+        DEFAULT_ENVIRONMENT,
+    )
+    return DEFAULT_ENVIRONMENT
+
+
+def load_config(args: argparse.Namespace, environment: str) -> PackConfig:
+    """Load --policy-config, or the environment's file under policies/config."""
+    path = args.policy_config or CONFIG_DIR / f"{environment}.json"
+    return load_pack_config(path)
+
+
+def _sort_key(violation: Violation) -> tuple[int, int, str, str]:
+    return (
+        _LEVEL_ORDER[violation.enforcement],
+        _SEVERITY_ORDER[violation.severity],
+        violation.policy,
+        violation.urn,
+    )
+
+
+def write_table(report: Report, out: TextIO) -> None:
+    """Print the violations as an aligned table followed by the counts."""
+    header = ("POLICY", "ENFORCEMENT", "SEVERITY", "RESOURCE", "MESSAGE")
+    rows = [
+        (v.policy, v.enforcement.value, v.severity.value, v.urn, v.message)
+        for v in report.violations
+    ]
+    if rows:
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+        for row in [header, *rows]:
+            cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
+            out.write("  ".join([*cells, row[4]]) + "\n")
+        out.write("\n")
+    out.write(
+        f"{len(report.violations)} violations ({report.mandatory} mandatory) in "
+        f"{report.resources} resources from {report.source}; environment {report.environment}, "
+        f"config {report.config}\n"
+    )
+    out.write("PASSED\n" if report.passed else "FAILED: mandatory policies are violated\n")
+
+
+def write_json(report: Report, out: TextIO) -> None:
+    """Print the report as one JSON object."""
+    document = {
+        "source": report.source,
+        "environment": report.environment,
+        "config": report.config,
+        "resources": report.resources,
+        "passed": report.passed,
+        "counts": {
+            "total": len(report.violations),
+            "mandatory": report.mandatory,
+            "advisory": len(report.violations) - report.mandatory,
+        },
+        "violations": [
+            {
+                "policy": v.policy,
+                "enforcement": v.enforcement.value,
+                "severity": v.severity.value,
+                "urn": v.urn,
+                "message": v.message,
+            }
+            for v in report.violations
+        ],
+    }
+    out.write(json.dumps(document, indent=2) + "\n")
+
+
+def write_policies(out: TextIO) -> None:
+    """Print every policy with its default enforcement, severity and description."""
+    for rule in ALL_RULES:
+        settings = f" [config: {', '.join(rule.settings)}]" if rule.settings else ""
+        out.write(
+            f"{rule.name:48} {rule.enforcement.value:10} {rule.severity.value:9} "
+            f"{rule.description}{settings}\n"
+        )
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the gate for parsed arguments, print the report and return the exit status."""
+    if args.list:
+        write_policies(out)
+        return EXIT_OK
+
+    source, resources = load_resources(args)
+    environment = infer_environment(args, resources)
+    config = load_config(args, environment)
+    violations = sorted(evaluate(resources, config), key=_sort_key)
+    report = Report(source, environment, config.source, len(resources), violations)
+    if args.format == "json":
+        write_json(report, out)
+    else:
+        write_table(report, out)
+    return EXIT_OK if report.passed else EXIT_VIOLATIONS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        return run(args, sys.stdout)
+    except (InputError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The gate's command line: input modes, environments, output formats and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies import gate
+from policies.inputs import name_from_urn, resources_from_preview, stack_from_urn
+
+FIXTURES = Path(__file__).parent / "fixtures"
+UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def run_gate(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = gate.main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def write(tmp_path: Path, name: str, document: Any) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("option", "fixture", "status", "resources"),
+    [
+        ("--preview-json", "preview_pass.json", 0, 4),
+        ("--preview-json", "preview_fail.json", 1, 2),
+        ("--stack-export", "export_pass.json", 0, 4),
+        ("--stack-export", "export_fail.json", 1, 3),
+    ],
+)
+def test_gate_fixture(
+    capsys: pytest.CaptureFixture[str], option: str, fixture: str, status: int, resources: int
+) -> None:
+    code, out, _ = run_gate(capsys, option, str(FIXTURES / fixture), "--format", "json")
+    report = json.loads(out)
+    assert code == status
+    assert report["resources"] == resources
+    assert report["environment"] == "prod"
+    assert report["passed"] is (status == 0)
+    assert (report["counts"]["mandatory"] > 0) is (status == 1)
+
+
+def test_preview_fail_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_gate(
+        capsys, "--preview-json", str(FIXTURES / "preview_fail.json"), "--format", "json"
+    )
+    violations = json.loads(out)["violations"]
+    assert {v["policy"] for v in violations} == {
+        "network-firewall-no-public-ingress",
+        "network-firewall-no-public-admin-ports",
+        "storage-uniform-bucket-level-access",
+    }
+    first = violations[0]
+    assert set(first) == {"policy", "enforcement", "severity", "urn", "message"}
+    assert first["severity"] == "critical"
+
+
+def test_export_fail_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_gate(
+        capsys, "--stack-export", str(FIXTURES / "export_fail.json"), "--format", "json"
+    )
+    policies = {v["policy"] for v in json.loads(out)["violations"]}
+    assert policies == {"kms-key-protected", "kms-rotation-period"}
+
+
+def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_gate(capsys, "--stack-export", str(FIXTURES / "export_fail.json"))
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[0].split() == ["POLICY", "ENFORCEMENT", "SEVERITY", "RESOURCE", "MESSAGE"]
+    assert lines[1].startswith("kms-key-protected ")
+    assert "2 violations (2 mandatory) in 3 resources" in out
+    assert lines[-1] == "FAILED: mandatory policies are violated"
+
+
+def test_table_output_passing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_gate(capsys, "--preview-json", str(FIXTURES / "preview_pass.json"))
+    assert code == 0
+    assert out.splitlines()[-1] == "PASSED"
+    assert "POLICY" not in out
+
+
+def test_dev_environment_relaxes(capsys: pytest.CaptureFixture[str]) -> None:
+    # The same unprotected key passes under dev's config, which needs no deletion protection.
+    code, out, _ = run_gate(
+        capsys,
+        "--stack-export",
+        str(FIXTURES / "export_fail.json"),
+        "--environment",
+        "dev",
+        "--format",
+        "json",
+    )
+    report = json.loads(out)
+    assert code == 1
+    assert report["environment"] == "dev"
+    assert {v["policy"] for v in report["violations"]} == {"kms-rotation-period"}
+
+
+def test_policy_config_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write(
+        tmp_path,
+        "config.json",
+        {"kms-rotation-period": "advisory", "kms-key-protected": "disabled"},
+    )
+    code, out, _ = run_gate(
+        capsys,
+        "--stack-export",
+        str(FIXTURES / "export_fail.json"),
+        "--policy-config",
+        config,
+        "--format",
+        "json",
+    )
+    report = json.loads(out)
+    assert code == 0
+    assert report["config"] == config
+    assert [(v["policy"], v["enforcement"]) for v in report["violations"]] == [
+        ("kms-rotation-period", "advisory")
+    ]
+
+
+def _step(urn: str, inputs: dict[str, Any], op: str = "create") -> dict[str, Any]:
+    type_ = urn.split("::")[2]
+    return {"op": op, "urn": urn, "newState": {"urn": urn, "type": type_, "inputs": inputs}}
+
+
+def test_environment_from_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    urn = "urn:pulumi:ci-1234::anomaly::gcp:pubsub/topic:Topic::events"
+    labels = {"environment": "dev", "app": "realtime-anomaly"}
+    preview = write(tmp_path, "p.json", {"steps": [_step(urn, {"labels": labels})]})
+    code, out, _ = run_gate(capsys, "--preview-json", preview, "--format", "json")
+    report = json.loads(out)
+    assert report["environment"] == "dev"
+    assert code == 0
+
+
+def test_environment_defaults_to_prod(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    urn = "urn:pulumi:ci-1234::anomaly::gcp:pubsub/topic:Topic::events"
+    labels = {"environment": "dev", "app": "realtime-anomaly"}
+    steps = [_step(urn, {"labels": labels}), _step(urn + "2", {"labels": {"environment": "qa"}})]
+    preview = write(tmp_path, "p.json", {"steps": steps})
+    code, out, _ = run_gate(capsys, "--preview-json", preview, "--format", "json")
+    report = json.loads(out)
+    assert report["environment"] == "prod"
+    assert code == 1
+
+
+def test_unknown_value_not_evaluated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    urn = "urn:pulumi:prod::anomaly::gcp:dataflow/flexTemplateJob:FlexTemplateJob::job"
+    inputs = {
+        "ipConfiguration": "WORKER_IP_PRIVATE",
+        "subnetwork": "regions/r/subnetworks/s",
+        "serviceAccountEmail": UNKNOWN_STRING,
+        "kmsKeyName": UNKNOWN_STRING,
+        "enableStreamingEngine": True,
+        "maxWorkers": 4,
+        "labels": {"environment": "prod", "app": "a"},
+    }
+    preview = write(tmp_path, "p.json", {"steps": [_step(urn, inputs)]})
+    code, out, _ = run_gate(capsys, "--preview-json", preview, "--format", "json")
+    violations = json.loads(out)["violations"]
+    assert code == 0
+    assert {v["policy"] for v in violations} == {
+        "dataflow-dedicated-service-account",
+        "dataflow-cmek",
+    }
+    for violation in violations:
+        assert violation["enforcement"] == "advisory"
+        assert "not evaluated" in violation["message"]
+
+
+@pytest.mark.parametrize(
+    ("option", "content", "fragment"),
+    [
+        ("--preview-json", None, "preview JSON file {path} not found"),
+        ("--stack-export", None, "stack export file {path} not found"),
+        ("--preview-json", "{not json", "is not valid JSON (line 1, column 2"),
+        ("--stack-export", "", "is not valid JSON (line 1, column 1"),
+        ("--preview-json", "[]", "expected an object with a 'steps' list"),
+        ("--preview-json", '{"steps": {}}', "expected an object with a 'steps' list"),
+        ("--preview-json", '{"steps": [3]}', "steps[0] is int; expected an object with 'op'"),
+        (
+            "--preview-json",
+            '{"steps": [{"op": "create", "newState": {"type": "t"}}]}',
+            "steps[0].newState lacks a string 'urn' and 'type'",
+        ),
+        (
+            "--preview-json",
+            '{"steps": [{"op": "create", "newState": {"urn": "u", "type": "t", "inputs": []}}]}',
+            "steps[0].newState.inputs is list; expected an object",
+        ),
+        ("--stack-export", '{"deployment": {}}', "expected an object with 'deployment.resources'"),
+        ("--stack-export", '{"steps": []}', "as printed by `pulumi stack export`"),
+        (
+            "--stack-export",
+            '{"deployment": {"resources": ["x"]}}',
+            "deployment.resources[0] is str; expected an object with urn, type and inputs",
+        ),
+    ],
+)
+def test_bad_input(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    content: str | None,
+    fragment: str,
+) -> None:
+    path = tmp_path / "input.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    code, out, err = run_gate(capsys, option, str(path))
+    assert code == 2
+    assert out == ""
+    assert fragment.format(path=path) in err
+
+
+def test_bad_policy_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write(tmp_path, "c.json", {"dataflow-max-workers": {"maxWorkers": "ten"}})
+    code, _, err = run_gate(
+        capsys, "--stack-export", str(FIXTURES / "export_pass.json"), "--policy-config", config
+    )
+    assert code == 2
+    assert "maxWorkers is 'ten'; expected an integer" in err
+
+
+def test_unknown_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_gate(
+        capsys, "--stack-export", str(FIXTURES / "export_pass.json"), "--environment", "qa"
+    )
+    assert code == 2
+    assert "qa.json not found; pass --policy-config" in err
+
+
+def test_source_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        gate.main([])
+    assert exit_info.value.code == 2
+    assert "one of --stack, --preview-json, --stack-export or --list" in capsys.readouterr().err
+
+
+def test_list_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_gate(capsys, "--list")
+    assert code == 0
+    assert len(out.splitlines()) >= 30
+    assert "[config: cmekRequired]" in out
+
+
+def test_preview_skips_deletes() -> None:
+    urn = "urn:pulumi:dev::anomaly::gcp:storage/bucket:Bucket::old"
+    steps = [_step(urn, {}, op="delete"), _step(urn, {}, op="discard"), _step(urn, {}, op="read")]
+    assert resources_from_preview({"steps": steps}, "inline") == []
+
+
+def test_preview_last_step_wins() -> None:
+    urn = "urn:pulumi:dev::anomaly::gcp:storage/bucket:Bucket::b"
+    steps = [_step(urn, {"v": 1}, op="replace"), _step(urn, {"v": 2}, op="create-replacement")]
+    (resource,) = resources_from_preview({"steps": steps}, "inline")
+    assert resource.props == {"v": 2}
+    assert resource.name == "b"
+
+
+def test_preview_protect_read() -> None:
+    urn = "urn:pulumi:dev::anomaly::gcp:kms/cryptoKey:CryptoKey::k"
+    step = _step(urn, {})
+    step["newState"]["protect"] = True
+    (resource,) = resources_from_preview({"steps": [step]}, "inline")
+    assert resource.protect is True
+
+
+@pytest.mark.parametrize(
+    ("urn", "stack", "name"),
+    [
+        ("urn:pulumi:prod::anomaly::gcp:storage/bucket:Bucket::raw", "prod", "raw"),
+        ("urn:pulumi:dev::anomaly::anomaly:x:Y$gcp:pubsub/topic:Topic::t", "dev", "t"),
+        ("not-a-urn", None, "not-a-urn"),
+    ],
+)
+def test_urn_parts(urn: str, stack: str | None, name: str) -> None:
+    assert stack_from_urn(urn) == stack
+    assert name_from_urn(urn) == name
+
+
+# Importing pulumi_gcp warns about its deprecated aliases.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_stack_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_gate(capsys, "--stack", "dev", "--format", "json")
+    report = json.loads(out)
+    assert report["source"] == "stack dev (mocks)"
+    assert report["environment"] == "dev"
+    assert report["resources"] > 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_stack_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_gate(capsys, "--stack", "qa")
+    assert code == 2
+    assert out == ""
+    assert "stack 'qa' cannot be run under mocks" in err
