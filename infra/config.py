@@ -542,6 +542,8 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         cloud_nat=reader.boolean("cloudNat"),
     )
     dataflow = _read_dataflow(reader)
+    if environment == "prod":
+        _check_pinned_image(reader, dataflow.container_image)
     triage_mode = reader.choice("triageMode", TRIAGE_MODES)
     triage_rate = reader.fraction(
         "triageMaxPerSecond", 0.0, MAX_TRIAGE_PER_SECOND, low_inclusive=False
@@ -685,6 +687,19 @@ def _read_dataflow(reader: _Reader) -> DataflowConfig:
         container_image=image or None,
         gpus_per_worker=_read_accelerator_count(reader, "workerGpuCount"),
     )
+
+
+def _check_pinned_image(reader: _Reader, image: str | None) -> None:
+    # The Flex Template spec path is derived from the image reference, so a
+    # moving tag never changes the spec and a new push would not reach the job.
+    tag = image.rsplit(":", 1)[-1] if image and "@" not in image else None
+    if image is None or tag == "latest":
+        reader.problem(
+            full_key("containerImage"),
+            image or "",
+            "an immutable tag or digest (HOST/PATH:v1.2.3 or HOST/PATH@sha256:DIGEST) "
+            "when environment is prod, so each release relaunches the job",
+        )
 
 
 def _check_worker_gpus(reader: _Reader, dataflow: DataflowConfig) -> None:

@@ -240,7 +240,13 @@ def build(config: StackConfig) -> Stack:
             protect=protect,
         ),
         opts=pulumi.ResourceOptions(
-            depends_on=[services] + ([gpu_quota] if gpu_quota is not None else [])
+            depends_on=[
+                services,
+                # Workers must not start before the Dataflow and Compute Engine
+                # agents can use the job's CMEK key.
+                *([encryption] if encryption is not None else []),
+                *([gpu_quota] if gpu_quota is not None else []),
+            ]
         ),
     )
 

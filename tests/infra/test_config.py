@@ -26,6 +26,7 @@ PROD_OK = {
     full_key("environment"): "prod",
     full_key("cmek"): True,
     full_key("alertEmails"): ["oncall@example.com"],
+    full_key("containerImage"): "europe-west4-docker.pkg.dev/my-project-1/images/pipeline:v1.0.0",
 }
 
 
@@ -99,6 +100,18 @@ INVALID_CASES = [
     ("cidr-host-bits", config_with(subnetCidr="10.0.0.1/24"), full_key("subnetCidr"), "/29"),
     ("cmek-not-bool", config_with(cmek="yes"), full_key("cmek"), "true or false"),
     ("prod-without-cmek", {**PROD_OK, full_key("cmek"): False}, full_key("cmek"), "prod"),
+    (
+        "prod-image-default",
+        {**PROD_OK, full_key("containerImage"): ""},
+        full_key("containerImage"),
+        "immutable tag or digest",
+    ),
+    (
+        "prod-image-latest",
+        {**PROD_OK, full_key("containerImage"): "europe-west4-docker.pkg.dev/p/r/pipeline:latest"},
+        full_key("containerImage"),
+        "immutable tag or digest",
+    ),
     ("workers-zero", config_with(initialWorkers=0), full_key("initialWorkers"), "from 1 to 1000"),
     (
         "max-below-initial",
@@ -270,6 +283,7 @@ def test_all_problems_reported_at_once():
         full_key("subnetCidr"),
         full_key("labels"),
         full_key("alertEmails"),
+        full_key("containerImage"),
     }
 
 
