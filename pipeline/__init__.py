@@ -1,0 +1,1 @@
+"""Apache Beam streaming anomaly-detection pipeline."""

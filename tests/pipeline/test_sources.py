@@ -1,0 +1,103 @@
+"""Tests for the local readers: JSON Lines and NAB CSV (constructed and real files)."""
+
+# Test helpers are left unannotated.
+# mypy: disable-error-code="no-untyped-call"
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from pipeline.contract import parse_event
+from pipeline.records import DeadLetter
+from pipeline.sources import InputError, input_kind, nab_files, read_jsonl, read_nab_file
+
+NAB_ROOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nab"
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_nab_rows_become_valid_events(tmp_path):
+    path = write(
+        tmp_path / "a.csv", "timestamp,value\n2014-04-01 00:00:00,1.5\n2014-04-01 00:05:00,2\n"
+    )
+    records = list(read_nab_file("cat/a.csv", path))
+    events = [parse_event(record) for record in records if isinstance(record, bytes)]
+    assert len(events) == len(records)
+    assert [event.event_id for event in events] == ["cat/a.csv:2", "cat/a.csv:3"]
+    assert events[0].event_time.isoformat() == "2014-04-01T00:00:00+00:00"
+    assert events[1].features == {"value": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("2014-04-01,1.0", "not in NAB format"),
+        ("2014-04-01 00:00:00,abc", "could not convert"),
+        ("2014-04-01 00:00:00", "expected 2 columns"),
+    ],
+)
+def test_nab_bad_rows_are_dead_lettered(tmp_path, row, message):
+    path = write(tmp_path / "a.csv", f"timestamp,value\n{row}\n")
+    (record,) = read_nab_file("a.csv", path)
+    assert isinstance(record, DeadLetter)
+    assert record.error_code == "invalid_csv_row"
+    assert record.stage == "read"
+    assert "a.csv:2" in record.error_message
+    assert message in record.error_message
+
+
+def test_nab_nan_value_reaches_parser(tmp_path):
+    path = write(tmp_path / "a.csv", "timestamp,value\n2014-04-01 00:00:00,nan\n")
+    (record,) = read_nab_file("a.csv", path)
+    assert isinstance(record, bytes)
+    assert math.isnan(json.loads(record)["features"]["value"])
+
+
+def test_nab_wrong_header(tmp_path):
+    path = write(tmp_path / "a.csv", "time,v\n")
+    with pytest.raises(InputError, match="timestamp,value"):
+        list(read_nab_file("a.csv", path))
+
+
+def test_nab_files_use_relative_paths(tmp_path):
+    write(tmp_path / "b" / "y.csv", "timestamp,value\n")
+    write(tmp_path / "a" / "x.csv", "timestamp,value\n")
+    assert [entity for entity, _ in nab_files(tmp_path)] == ["a/x.csv", "b/y.csv"]
+    assert nab_files(tmp_path / "a" / "x.csv")[0][0] == "x.csv"
+
+
+def test_input_kind(tmp_path):
+    assert input_kind(write(tmp_path / "e.jsonl", "{}\n")) == "jsonl"
+    assert input_kind(write(tmp_path / "d" / "x.csv", "timestamp,value\n")) == "nab"
+    assert input_kind(tmp_path / "d") == "nab"
+
+
+@pytest.mark.parametrize("name", ["absent.jsonl", "empty_dir"])
+def test_input_kind_errors(tmp_path, name):
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(InputError, match=name):
+        input_kind(tmp_path / name)
+
+
+def test_jsonl_keeps_raw_bytes_and_skips_blank(tmp_path):
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'{"a": 1}\r\n\n   \n\xff\xfe\n')
+    assert list(read_jsonl(path)) == [b'{"a": 1}', b"\xff\xfe"]
+
+
+@pytest.mark.skipif(not NAB_ROOT.exists(), reason="NAB data not found next to the repository")
+def test_real_nab_file_parses():
+    path = NAB_ROOT / "data" / "realKnownCause" / "nyc_taxi.csv"
+    records = list(read_nab_file("realKnownCause/nyc_taxi.csv", path))
+    assert len(records) == 10320
+    assert not any(isinstance(record, DeadLetter) for record in records)
+    assert isinstance(records[0], bytes)
+    first = parse_event(records[0])
+    assert first.event_time.isoformat() == "2014-07-01T00:00:00+00:00"
+    assert first.features == {"value": 10844.0}
