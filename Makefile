@@ -68,7 +68,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 typecheck: venv
-	$(VENV)/bin/mypy infra pipeline policies tests
+	$(VENV)/bin/mypy infra pipeline policies benchmarks tests
 	$(POLICY_VENV)/bin/mypy --config-file pyproject.toml policies/pack.py policies/__main__.py
 
 unit: venv

@@ -76,23 +76,24 @@ def default_gpu_layers() -> int:
 
 
 class GrammarRejectedAllTokensError(RuntimeError):
-    """Raised when the verdict grammar allows no token, so greedy decoding cannot continue."""
+    """Raised when the grammar allows no token with a finite logit, so decoding cannot continue."""
 
 
 class _GrammarGreedySampler:
     """Greedy token selection with a repeat penalty and a GBNF grammar, checked lazily.
 
     llama-cpp-python 0.3.36 builds its sampler chain as penalties, then
-    grammar, then greedy, so the grammar checks every token of the vocabulary
-    at every step. This class instead takes the argmax of the penalized logits
-    and asks the grammar about that one token. Only when the grammar rejects it
-    does the grammar filter the full vocabulary, and the argmax of what remains
-    is taken. llama.cpp's common sampler does the same ("resampling"). Grammar
-    rejection of a token does not depend on the other candidates, so the result
-    is the token the full chain would pick, with the same tie-break: the lowest
-    token id among equal logits.
+    grammar, then greedy, so the grammar checks all 262,144 tokens of Gemma's
+    vocabulary at every step. This class takes the argmax of the penalized
+    logits and checks that one token against the grammar. Only when the grammar
+    rejects it does the grammar filter the full vocabulary, and the argmax of
+    what remains is taken. llama.cpp's common sampler (common/sampling.h) uses
+    the same check-then-resample scheme. Whether the grammar rejects a token
+    does not depend on the other candidates, so the result is the token the
+    full chain would pick, with the same tie-break: the lowest token id among
+    equal logits.
 
-    Not thread-safe: LocalGemma calls it under its lock.
+    The sampler is not thread-safe, so LocalGemma calls it only under its lock.
     """
 
     def __init__(self, model: Any, grammar_gbnf: str, *, n_vocab: int) -> None:
@@ -109,16 +110,23 @@ class _GrammarGreedySampler:
                 "llama.cpp failed to parse the verdict grammar built from RESPONSE_SCHEMA"
             )
 
+        if _TOKEN_DATA_DTYPE.itemsize != ctypes.sizeof(llama_cpp.llama_token_data):
+            raise RuntimeError(
+                "llama_token_data is not the (int32, float, float) struct this sampler "
+                "assumes; check the llama-cpp-python version against 0.3.36"
+            )
         # One llama_token_data row per vocabulary token for the full grammar pass.
         self._candidates = np.zeros(n_vocab, dtype=_TOKEN_DATA_DTYPE)
         self._candidates["id"] = np.arange(n_vocab, dtype=np.int32)
         self._single = (llama_cpp.llama_token_data * 1)()
         self._recent: deque[int] = deque(maxlen=_REPEAT_PENALTY_LAST_N)
+        self._generated = 0
 
     def reset(self) -> None:
         """Return the grammar to its start rule and forget the tokens seen by the repeat penalty."""
         self._llama_cpp.llama_sampler_reset(self._sampler)
         self._recent.clear()
+        self._generated = 0
 
     def is_end_of_generation(self, token: int) -> bool:
         """Return True for EOS, `<end_of_turn>` and the other end-of-generation tokens."""
@@ -128,8 +136,7 @@ class _GrammarGreedySampler:
         """Return the token with the highest penalized logit that the grammar allows.
 
         Raises:
-            GrammarRejectedAllTokensError: the grammar allows no token, for example
-                because it has already reached an end state that rejects even EOS.
+            GrammarRejectedAllTokensError: the grammar allows no token with a finite logit.
         """
         penalized = self._penalize(logits)
         token = int(np.argmax(penalized))
@@ -139,11 +146,12 @@ class _GrammarGreedySampler:
 
     def accept(self, token: int) -> None:
         """Advance the grammar and the repeat-penalty window past `token`."""
-        # llama.cpp raises a C++ exception, which aborts the process through
-        # ctypes, if the grammar is given a token it rejects. select() only
-        # returns tokens the grammar allows.
+        # With a token the grammar rejects, llama.cpp (llama-cpp-python 0.3.36)
+        # throws a C++ exception that terminates the process, so only tokens
+        # returned by select() may be accepted.
         self._llama_cpp.llama_sampler_accept(self._sampler, token)
         self._recent.append(token)
+        self._generated += 1
 
     def close(self) -> None:
         """Free the llama.cpp grammar sampler. Calling it again does nothing."""
@@ -152,9 +160,10 @@ class _GrammarGreedySampler:
             self._sampler = None
 
     def _penalize(self, logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        # Same rule as llama.cpp's penalties sampler with only a repeat penalty:
-        # each token in the window, counted once, has a positive logit divided by
-        # the penalty and a zero or negative logit multiplied by it, in float32.
+        # This is llama_sampler_penalties_apply (llama.cpp src/llama-sampling.cpp)
+        # with only a repeat penalty. Each token in the window, counted once, has
+        # a positive logit divided by the penalty and a zero or negative logit
+        # multiplied by it, in float32.
         if not self._recent:
             return logits
         penalized = logits.copy()
@@ -164,10 +173,7 @@ class _GrammarGreedySampler:
         return penalized
 
     def _allows(self, token: int, logit: float) -> bool:
-        entry = self._single[0]
-        entry.id = token
-        entry.logit = logit
-        entry.p = 0.0
+        self._single[0] = self._llama_cpp.llama_token_data(token, logit, 0.0)
         single = self._llama_cpp.llama_token_data_array(self._single, 1, -1, False)
         self._llama_cpp.llama_sampler_apply(self._sampler, ctypes.byref(single))
         return bool(single.data[0].logit != -math.inf)
@@ -192,8 +198,8 @@ class _GrammarGreedySampler:
         token = int(np.argmax(logits))
         if logits[token] == -np.inf:
             raise GrammarRejectedAllTokensError(
-                "the verdict grammar rejected every token after "
-                f"{len(self._recent)} generated tokens; no valid continuation exists"
+                f"the grammar allows no token with a finite logit after {self._generated} "
+                "generated tokens, so no valid continuation exists"
             )
         return token
 
@@ -244,8 +250,8 @@ class LocalGemma:
         Decoding is greedy with a repeat penalty of 1.1 over the last 64
         generated tokens and is constrained by the RESPONSE_SCHEMA grammar. It
         picks the same tokens as llama-cpp-python's `create_completion` with
-        `temperature=0.0, repeat_penalty=1.1, grammar=...`, but asks the grammar
-        about the full vocabulary only when the top token is rejected.
+        `temperature=0.0, repeat_penalty=1.1, grammar=...`, but applies the grammar
+        to the full vocabulary only when the top token is rejected.
 
         Raises:
             ValueError: the prompt does not fit in the context window.
@@ -266,8 +272,8 @@ class LocalGemma:
 
         llama = self._llama
         # special=True turns the `<start_of_turn>` text into Gemma's control
-        # tokens. add_bos=True prepends `<bos>`, as create_completion does for
-        # Gemma's GGUF.
+        # tokens. add_bos=True prepends `<bos>` because Gemma's GGUF sets
+        # add_bos_token, which is also when create_completion prepends it.
         prompt_tokens: list[int] = llama.tokenize(
             prompt.encode("utf-8"), add_bos=True, special=True
         )
@@ -302,9 +308,10 @@ class LocalGemma:
 
 
 def _retry_local(error: Exception) -> bool:
-    # llama-cpp-python raises ValueError for a prompt that does not fit the
-    # context. The same prompt would fail the same way, so only other errors repeat.
-    return not isinstance(error, ValueError)
+    # LocalGemma raises ValueError for a prompt that does not fit the context,
+    # and decoding is greedy, so both errors below would repeat with the same
+    # prompt. Only other errors are retried.
+    return not isinstance(error, (ValueError, GrammarRejectedAllTokensError))
 
 
 class LocalGemmaHandler(ModelHandler[Detection, PredictionResult, LocalGemma]):  # type: ignore[misc]

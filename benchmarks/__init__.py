@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline's throughput, Gemma triage rate and memory: `make bench`."""
