@@ -40,9 +40,8 @@ USAGE_ERROR: Final = 2
 STAGE_FAILED: Final = 1
 
 # Defaults sized so that the whole run takes under 5 minutes on 2 CPUs. With other
-# jobs running it took 2 to 3.5 minutes: about 40 s for the four pipeline rows, and
-# the rest for 14 triage calls (6 per path plus a warm-up each), each of which took
-# 2 to 17 s on one llama.cpp thread.
+# jobs running, the four pipeline rows took about 22 s, and each of the 14 triage
+# calls (6 per path plus a warm-up each) took 2 to 17 s on one llama.cpp thread.
 DEFAULT_EVENTS: Final = 50_000
 DEFAULT_TRIAGE_PROMPTS: Final = 6
 

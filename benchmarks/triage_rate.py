@@ -199,7 +199,7 @@ def detections_from_payloads(payloads: Iterable[bytes], limit: int) -> list[Dete
     detections: list[Detection] = []
     for event in events:
         score, states[event.entity_id] = detector.score(
-            states.get(event.entity_id, {}), event.features
+            states.get(event.entity_id, {}), event.features, event.event_time
         )
         if not score.is_anomaly:
             continue

@@ -19,6 +19,8 @@ MAX_ATTRIBUTES: Final = 64
 
 REQUIRED_FIELDS: Final = ("event_id", "entity_id", "event_time", "features")
 OPTIONAL_FIELDS: Final = ("attributes", "message")
+_REQUIRED_SET: Final = frozenset(REQUIRED_FIELDS)
+_ALLOWED_SET: Final = frozenset(REQUIRED_FIELDS + OPTIONAL_FIELDS)
 STAGE: Final = "parse"
 
 # Stable error codes, documented in docs/pipeline.md. Consumers of the dead letter may
@@ -89,24 +91,33 @@ def parse_or_dead_letter(payload: bytes | str) -> Event | DeadLetter:
         )
 
 
-def _load_json(text: str) -> Any:
-    def reject_constant(name: str) -> Any:
-        raise ContractError(
-            NON_FINITE_NUMBER, None, f"payload contains {name}; JSON numbers must be finite"
-        )
+def _reject_constant(name: str) -> Any:
+    raise ContractError(
+        NON_FINITE_NUMBER, None, f"payload contains {name}; JSON numbers must be finite"
+    )
 
-    def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise ContractError(
-                    DUPLICATE_KEY, key, f"key {key!r} appears twice in one JSON object"
-                )
-            result[key] = value
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) == len(pairs):
         return result
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ContractError(DUPLICATE_KEY, key, f"key {key!r} appears twice in one JSON object")
+        seen.add(key)
+    raise AssertionError("a dict built from pairs without repeated keys lost an entry")
 
+
+# One decoder for every payload: json.loads with hooks would build a new one per call.
+_DECODER: Final = json.JSONDecoder(
+    parse_constant=_reject_constant, object_pairs_hook=_object_without_duplicates
+)
+
+
+def _load_json(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=reject_constant, object_pairs_hook=reject_duplicates)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as error:
         raise ContractError(
             INVALID_JSON,
@@ -118,15 +129,9 @@ def _load_json(text: str) -> Any:
 
 
 def _event_from_object(document: dict[str, Any]) -> Event:
-    for name in REQUIRED_FIELDS:
-        if name not in document:
-            raise ContractError(MISSING_FIELD, name, f"field {name!r} is missing")
-    for name in document:
-        if name not in REQUIRED_FIELDS and name not in OPTIONAL_FIELDS:
-            allowed = ", ".join(REQUIRED_FIELDS + OPTIONAL_FIELDS)
-            raise ContractError(
-                UNKNOWN_FIELD, name, f"field {name!r} is not part of the contract; use {allowed}"
-            )
+    fields = document.keys()
+    if not (fields >= _REQUIRED_SET and fields <= _ALLOWED_SET):
+        _check_field_names(document)
 
     event_id = _identifier(document, "event_id")
     entity_id = _identifier(document, "entity_id")
@@ -142,6 +147,19 @@ def _event_from_object(document: dict[str, Any]) -> Event:
         attributes=attributes,
         message=message,
     )
+
+
+def _check_field_names(document: dict[str, Any]) -> None:
+    """Raise for the first missing required field, else for the first unknown field."""
+    for name in REQUIRED_FIELDS:
+        if name not in document:
+            raise ContractError(MISSING_FIELD, name, f"field {name!r} is missing")
+    for name in document:
+        if name not in REQUIRED_FIELDS and name not in OPTIONAL_FIELDS:
+            allowed = ", ".join(REQUIRED_FIELDS + OPTIONAL_FIELDS)
+            raise ContractError(
+                UNKNOWN_FIELD, name, f"field {name!r} is not part of the contract; use {allowed}"
+            )
 
 
 def _identifier(document: Mapping[str, Any], name: str) -> str:
@@ -220,6 +238,17 @@ def _features(value: Any) -> dict[str, float]:
             "features",
             f"field 'features' has {len(value)} entries; the maximum is {MAX_FEATURES}",
         )
+    # An object of only finite floats with short names needs no conversion, so it is
+    # returned as it is. `x - x == 0.0` is False exactly for infinities and NaN.
+    for name, number in value.items():
+        if not (
+            type(number) is float and number - number == 0.0 and 0 < len(name) <= MAX_NAME_CHARS
+        ):
+            return _checked_features(value)
+    return value
+
+
+def _checked_features(value: dict[str, Any]) -> dict[str, float]:
     features: dict[str, float] = {}
     for name, number in value.items():
         _name(name, "features")
@@ -242,6 +271,20 @@ def _attributes(value: Any) -> dict[str, AttributeValue]:
             "attributes",
             f"field 'attributes' has {len(value)} entries; the maximum is {MAX_ATTRIBUTES}",
         )
+    # Strings, booleans and finite floats with short names need no conversion, so an
+    # object of only those is returned as it is. Integers take the full check, because a
+    # huge one overflows a 64-bit float.
+    for name, item in value.items():
+        kind = type(item)
+        if not (
+            (kind is str or kind is bool or (kind is float and item - item == 0.0))
+            and 0 < len(name) <= MAX_NAME_CHARS
+        ):
+            return _checked_attributes(value)
+    return value
+
+
+def _checked_attributes(value: dict[str, Any]) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {}
     for name, item in value.items():
         _name(name, "attributes")
@@ -267,7 +310,12 @@ def _message(value: Any) -> str | None:
         raise ContractError(
             INVALID_TYPE, "message", f"field 'message' is a JSON {_json_type(value)}; use a string"
         )
-    size = len(value.encode("utf-8"))
+    # A code point takes at most 4 bytes in UTF-8, so a short message needs no encoding.
+    if len(value) * 4 <= MAX_MESSAGE_BYTES:
+        return value
+    # JSON can escape a lone surrogate (\ud800), which strict UTF-8 cannot encode.
+    # "surrogatepass" counts it as 3 bytes, fewer than its 6-byte escape in the payload.
+    size = len(value.encode("utf-8", "surrogatepass"))
     if size > MAX_MESSAGE_BYTES:
         raise ContractError(
             TOO_LONG,

@@ -18,6 +18,7 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from pipeline import metrics
+from pipeline.coders import to_micros
 from pipeline.records import Event
 
 EVENTS: Final = "events"
@@ -67,10 +68,12 @@ class _FirstOfGroupDoFn(beam.DoFn):  # type: ignore[misc]
 
     def process(self, element: tuple[str, Iterable[Event]]) -> Iterator[Any]:
         event_id, copies = element
-        # The grouping loses arrival order, so the kept copy is chosen by content.
-        ordered = sorted(copies, key=lambda event: (event.event_time, event.to_json_line()))
+        ordered = list(copies)
+        if len(ordered) > 1:
+            # The grouping loses arrival order, so the kept copy is chosen by content.
+            ordered.sort(key=lambda event: (event.event_time, event.to_json_line()))
         first = ordered[0]
-        yield TimestampedValue(first, Timestamp.from_utc_datetime(first.event_time))
+        yield TimestampedValue(first, Timestamp(micros=to_micros(first.event_time)))
         for _ in ordered[1:]:
             self._duplicates.inc()
             yield TaggedOutput(DUPLICATES, event_id)

@@ -2,69 +2,103 @@
 
 Method
 ------
-Each entity keeps, per feature, three numbers: the count ``n`` of values seen, an
-exponentially weighted mean ``m`` and an exponentially weighted variance ``v``. For a
-new value ``x`` the detector first scores it against the state *before* the update,
-then updates the state.
+Each entity keeps, per feature, a small fixed-size state (`FeatureState`). For a new
+value ``x`` the detector first scores it against the state *before* the update, then
+updates the state. Every step depends only on the entity's earlier events in event-time
+order, so the same events give the same scores whatever order they arrived in.
 
-Scoring. With ``s = max(sqrt(v), min_std, relative_min_std * |m|)`` the feature's
-z-score is ``z = |x - m| / s``. A feature contributes only once it has
-``warmup_events`` values, so every score of a feature still in warm-up is 0. The largest
-z-score over the ``k`` contributing features is then corrected for the number of features
-tested. With the Gaussian tail ``P(|Z| > z) ~ exp(-z^2 / 2)``, taking the maximum of ``k``
-tests multiplies the tail by ``k``, which is the same as subtracting ``2 ln k`` from
-``z^2``::
+1. Level baseline. A count ``n``, an exponentially weighted mean ``m`` and variance
+   ``v`` with a Huber-type update, and a slow mean absolute deviation ``d_slow``::
 
-    z_eff = sqrt(max(0, max_i(z_i)^2 - 2 ln k))
-    anomaly_score = z_eff^2 / (z_eff^2 + z0^2)        with z0 = score_scale_z
+       s_level = max(sqrt(v), d_slow, min_std, relative_min_std * |m|)
+       z_level = |x - m| / s_level
 
-so the score is in [0, 1), 0.5 at ``z_eff = z0`` and grows monotonically with the
-deviation. The event is an anomaly when ``anomaly_score >= threshold``. Each feature's
-own score ``z_i^2 / (z_i^2 + z0^2)`` is reported for triage.
+   ``d_slow`` has a half-life ten times that of ``v`` and is updated without clipping,
+   so it remembers how far values usually stray, spikes included. A series that sits
+   at 0 between frequent spikes therefore keeps a realistic scale instead of collapsing
+   to ``min_std`` and scoring every spike in the millions.
 
-Update (the incremental form of an exponentially weighted mean and variance)::
+2. Daily profile, when the caller passes ``event_time``. The UTC day is cut into
+   ``season_bins`` bins. Each bin keeps an exponentially weighted mean ``p_b`` of the
+   values seen in it, and one residual variance ``r`` tracks ``x - p_b``::
+
+       z_daily = |x - p_b| / max(sqrt(r), min_std, relative_min_std * |p_b|)
+
+   The detector uses ``z_daily`` in place of ``z_level`` once the bin has two values,
+   the residual variance has ``warmup_events`` values, the event falls on a later UTC
+   day than the feature's first timed event, and ``r < v``. The profile then
+   predicts the value better than the level does, which is what a daily cycle looks
+   like. On data without a daily cycle ``r`` is usually above ``v``, so the level
+   baseline stays in use.
+
+3. Tail calibration. A Gaussian feature exceeds ``q0``, the two-sided
+   ``tail_quantile`` point of the normal distribution (2.58 for 0.99), on 1% of events.
+   Each feature tracks the same quantile ``q`` of its own z-scores with a
+   stochastic-approximation update in log space, so that it can climb orders of
+   magnitude::
+
+       ln q += tail_step * (1[z > q] - (1 - tail_quantile)),   q kept >= q0
+       z_cal = z * q0 / q
+
+   At equilibrium ``z > q`` on 1% of events. On Gaussian data ``q`` stays near ``q0``
+   and nothing changes. On heavy-tailed data, where large z-scores are routine, ``q``
+   rises by about 5% per exceedance, and only deviations that are large for that
+   feature score high. Without exceedances ``q`` decays by a factor 2 in about 1,400
+   events.
+
+4. Combination and threshold. The largest calibrated z-score over the ``k`` features
+   with ``warmup_events`` values is corrected for the number of features tested. With
+   the Gaussian tail ``P(|Z| > z) ~ exp(-z^2 / 2)``, taking the maximum of ``k`` tests
+   multiplies the tail by ``k``, the same as subtracting ``2 ln k`` from ``z^2``::
+
+       z_eff = sqrt(max(0, max_i(z_cal_i)^2 - 2 ln k))
+       anomaly_score = z_eff^2 / (z_eff^2 + z0^2)        with z0 = score_scale_z
+
+   so the score is in [0, 1), 0.5 at ``z_eff = z0`` and grows with the deviation. Each
+   feature's own score ``z_cal_i^2 / (z_cal_i^2 + z0^2)`` is reported for triage.
+
+5. Alert suppression. The event is an anomaly when ``anomaly_score >= threshold``,
+   except that a feature which triggered an anomaly is quiet for the next
+   ``refractory_events`` events of the entity. During that interval it can trigger
+   another anomaly only with a larger ``z_cal`` than the one that started the
+   interval. Another feature of the same entity can still trigger one. A suppressed
+   event keeps its ``anomaly_score`` and has ``Score.suppressed`` set.
+
+Update of the level baseline (the incremental form of an exponentially weighted mean
+and variance)::
 
     a  = max(alpha, 1 / (n + 1))                   alpha = 1 - 2^(-1 / half_life_events)
-    d  = x - m, clipped to [-clip_z * s, clip_z * s] once the feature is warm
+    d  = x - m, clipped to [-clip_z * s_level, clip_z * s_level] once the feature is warm
     m' = m + a * d
     v' = (1 - a) * (v + a * d^2)
 
 ``1 / (n + 1)`` makes the first values an ordinary running mean, so the warm-up does not
-depend on the initial value. Clipping the deviation (a Huber-type update) keeps one
-spike from inflating the baseline and masking the next one, yet a lasting level shift
-still moves the mean by up to ``a * clip_z * s`` and widens ``s`` on every event, so the
-baseline catches up with drift within a few half-lives.
+depend on the initial value. Clipping the deviation keeps one spike from inflating the
+baseline and masking the next one, yet a lasting level shift still moves the mean by
+up to ``a * clip_z * s`` and widens ``s`` on every event, so the baseline catches up
+with drift within a few half-lives. The profile bins and ``r`` are updated the same
+way, each bin with ``season_half_life_visits`` counted in values seen in that bin.
 
-Defaults and why
-----------------
-- ``threshold = 0.8``: with ``z0 = 2`` this is ``z_eff = 4``. For a single Gaussian
-  feature that is a two-sided tail of about 6e-5, roughly one false alarm per 16,000
-  normal events per entity; heavier-tailed data alarms more often.
-- ``score_scale_z = 2``: puts the score's steepest part between z = 1 and z = 6, where
-  the decision is made, instead of saturating near 1 at z = 3 as a normal CDF would.
-- ``warmup_events = 20``: enough values for a usable standard deviation (its relative
-  standard error is about 1 / sqrt(2 (n - 1)), 16% at n = 20).
-- ``half_life_events = 50``: a value's weight halves after 50 events, so the baseline
-  follows drift over roughly a hundred events but one burst does not rewrite it.
-- ``clip_z = 3``: values within three standard deviations update the baseline fully.
-- ``min_std = 1e-6``, ``relative_min_std = 1e-3``: a constant series has zero variance;
-  the floor makes its first change score high rather than divide by zero, and the
-  relative part keeps that floor meaningful for large values.
-
-State is ``3 * features`` numbers per entity (bounded by ``max_features``) and the
-update is O(features) per event. Seasonality is not modelled: a daily cycle looks like
-drift, which the forgetting follows only if the cycle is slow compared to the
-half-life, so add a seasonal feature (e.g. the deviation from the same hour last week)
-upstream when cycles matter.
+State is 7 numbers per feature, plus ``2 * season_bins + 3`` once timed events arrive
+(58 in all with the default 24 bins), for at most ``max_features`` features per entity.
+The update is O(features + season_bins) per event, because the bins are copied.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from statistics import NormalDist
+from typing import Any
 
-DETECTOR_NAME = "ewma-robust-z/1"
+DETECTOR_NAME = "ewma-robust-z/2"
+
+SECONDS_PER_DAY = 86_400
+
+# The half-life of the slow mean absolute deviation, as a multiple of half_life_events.
+SPREAD_HALF_LIFE_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +113,11 @@ class DetectorConfig:
     min_std: float = 1e-6
     relative_min_std: float = 1e-3
     max_features: int = 128
+    refractory_events: int = 50
+    season_bins: int = 24
+    season_half_life_visits: float = 3.0
+    tail_quantile: float = 0.99
+    tail_step: float = 0.05
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -88,7 +127,14 @@ class DetectorConfig:
                 f"warmup_events={self.warmup_events} is too small; use at least 2, because "
                 "a standard deviation needs two values"
             )
-        for name in ("half_life_events", "clip_z", "score_scale_z", "min_std"):
+        for name in (
+            "half_life_events",
+            "clip_z",
+            "score_scale_z",
+            "min_std",
+            "season_half_life_visits",
+            "tail_step",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name}={value} is invalid; use a positive finite number")
@@ -96,11 +142,43 @@ class DetectorConfig:
             raise ValueError(f"relative_min_std={self.relative_min_std} must not be negative")
         if self.max_features < 1:
             raise ValueError(f"max_features={self.max_features} must be at least 1")
+        if self.refractory_events < 0:
+            raise ValueError(
+                f"refractory_events={self.refractory_events} must not be negative; "
+                "use 0 to report every event over the threshold"
+            )
+        if not 0 <= self.season_bins <= SECONDS_PER_DAY:
+            raise ValueError(
+                f"season_bins={self.season_bins} is out of range; use 0 (no daily profile) "
+                f"up to {SECONDS_PER_DAY}"
+            )
+        if not 0.0 <= self.tail_quantile < 1.0:
+            raise ValueError(
+                f"tail_quantile={self.tail_quantile} is out of range; use a value in [0, 1), "
+                "0 to turn the tail calibration off"
+            )
 
     @property
     def alpha(self) -> float:
         """Weight of a new value once warm: 1 - 2^(-1 / half_life_events)."""
         return 1.0 - math.pow(2.0, -1.0 / self.half_life_events)
+
+    @property
+    def spread_alpha(self) -> float:
+        """Weight of a new absolute deviation in the slow mean absolute deviation."""
+        return 1.0 - math.pow(2.0, -1.0 / (SPREAD_HALF_LIFE_FACTOR * self.half_life_events))
+
+    @property
+    def season_alpha(self) -> float:
+        """Weight of a new value in its profile bin: 1 - 2^(-1 / season_half_life_visits)."""
+        return 1.0 - math.pow(2.0, -1.0 / self.season_half_life_visits)
+
+    @property
+    def gaussian_tail_z(self) -> float:
+        """The two-sided `tail_quantile` point of |Z| for a standard normal Z (0 when off)."""
+        if self.tail_quantile == 0.0:
+            return 0.0
+        return NormalDist().inv_cdf(0.5 + self.tail_quantile / 2.0)
 
     def z_at_threshold(self) -> float:
         """Return the effective z-score at which the score reaches the threshold."""
@@ -111,20 +189,44 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class FeatureState:
-    """One feature's baseline: count of values, weighted mean and weighted variance."""
+    """One feature's baseline, daily profile, tail quantile and suppression interval.
+
+    `count`, `mean`, `var`: the level baseline. `spread`: the slow mean absolute deviation
+    from `mean`. `tail_z`: the tracked `tail_quantile` of the feature's z-scores, 0 until
+    the feature is warm. `quiet_events`, `alarm_z`: events left in the suppression
+    interval and the calibrated z-score that started it. `season_mean`, `season_count`:
+    the profile's per-bin means and values seen per bin, empty until a timed
+    event arrives. `season_var`, `season_residuals`: the profile's residual variance and
+    the number of residuals it contains. `season_first_day`: the UTC day number of the
+    first timed event, -1 before it.
+    """
 
     count: int
     mean: float
     var: float
+    spread: float = 0.0
+    tail_z: float = 0.0
+    quiet_events: int = 0
+    alarm_z: float = 0.0
+    season_mean: tuple[float, ...] = ()
+    season_count: tuple[int, ...] = ()
+    season_var: float = 0.0
+    season_residuals: int = 0
+    season_first_day: int = -1
 
 
 EntityState = Mapping[str, FeatureState]
-EncodedState = tuple[tuple[str, int, float, float], ...]
+EncodedState = tuple[tuple[Any, ...], ...]
 
 
 @dataclass(frozen=True)
 class FeatureScore:
-    """One feature's value against its baseline before the update."""
+    """One feature's value against its baseline before the update.
+
+    `mean` and `std` are the expected value and the scale the z-score used: the level
+    baseline, or the daily profile's bin mean and residual scale when `daily` is set.
+    `z` is before the tail calibration and `score` after it.
+    """
 
     feature: str
     value: float
@@ -133,6 +235,7 @@ class FeatureScore:
     count: int
     z: float
     score: float
+    daily: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,13 +244,25 @@ class Score:
 
     `features` lists every feature of the event that has a baseline, in name order.
     `untracked_features` counts new features ignored because the entity's state already
-    contains `max_features` features.
+    contains `max_features` features. `suppressed` is set when the score reached the
+    threshold but every feature that reached it was in its suppression interval.
     """
 
     anomaly_score: float
     is_anomaly: bool
     features: tuple[FeatureScore, ...]
     untracked_features: int = 0
+    suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class _Deviation:
+    """A feature's z-score before calibration, and the expected value and scale behind it."""
+
+    z: float
+    expected: float
+    scale: float
+    daily: bool
 
 
 class Detector:
@@ -161,15 +276,25 @@ class Detector:
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
+        self._tail_z0 = self.config.gaussian_tail_z
 
     def score(
-        self, state: EntityState, features: Mapping[str, float]
+        self,
+        state: EntityState,
+        features: Mapping[str, float],
+        event_time: datetime | None = None,
     ) -> tuple[Score, dict[str, FeatureState]]:
-        """Score one event's features against `state`; return the score and the new state."""
+        """Score one event's features against `state`; return the score and the new state.
+
+        `event_time` enables the daily profile. Pass it for every event of an entity or
+        for none, because the profile only learns from timed events.
+        """
         config = self.config
         new_state = dict(state)
+        season_bin = self._season_bin(event_time)
+        day = _utc_day(event_time)
         feature_scores: list[FeatureScore] = []
-        warm_z: list[float] = []
+        warm: dict[str, float] = {}
         untracked = 0
 
         for name in sorted(features):
@@ -179,65 +304,239 @@ class Detector:
                 if len(new_state) >= config.max_features:
                     untracked += 1
                     continue
-                new_state[name] = FeatureState(count=1, mean=value, var=0.0)
+                new_state[name] = self._update(_new_feature(value), value, season_bin, None, day)
                 continue
 
-            scale = self._scale(previous)
-            z = abs(value - previous.mean) / scale
-            warm = previous.count >= config.warmup_events
+            deviation = self._deviation(previous, value, season_bin, day)
+            is_warm = previous.count >= config.warmup_events
+            z_cal = self._calibrate(previous, deviation.z) if is_warm else 0.0
             feature_scores.append(
                 FeatureScore(
                     feature=name,
                     value=value,
-                    mean=previous.mean,
-                    std=math.sqrt(previous.var),
+                    mean=deviation.expected,
+                    std=deviation.scale,
                     count=previous.count,
-                    z=z,
-                    score=self._squash(z) if warm else 0.0,
+                    z=deviation.z,
+                    score=self._squash(z_cal) if is_warm else 0.0,
+                    daily=deviation.daily,
                 )
             )
-            if warm:
-                warm_z.append(z)
-            new_state[name] = self._update(previous, value, scale, warm)
+            if is_warm:
+                warm[name] = z_cal
+            new_state[name] = self._update(previous, value, season_bin, deviation, day)
 
-        anomaly_score = self._combine(warm_z)
+        anomaly_score = self._combine(list(warm.values()))
+        is_anomaly, suppressed = self._decide(state, new_state, warm, anomaly_score)
         return (
             Score(
                 anomaly_score=anomaly_score,
-                is_anomaly=anomaly_score >= config.threshold,
+                is_anomaly=is_anomaly,
                 features=tuple(feature_scores),
                 untracked_features=untracked,
+                suppressed=suppressed,
             ),
             new_state,
         )
 
-    def score_series(self, events: Iterable[Mapping[str, float]]) -> list[Score]:
-        """Score a sequence of one entity's events in order, starting from empty state."""
+    def score_series(
+        self,
+        events: Iterable[Mapping[str, float]],
+        event_times: Sequence[datetime] | None = None,
+    ) -> list[Score]:
+        """Score one entity's events in event-time order, starting from empty state.
+
+        `event_times`, when given, has one time per event and enables the daily profile.
+        """
+        events = list(events)
+        if event_times is not None and len(event_times) != len(events):
+            raise ValueError(
+                f"event_times has {len(event_times)} items for {len(events)} events; "
+                "pass one time per event or none"
+            )
         state: dict[str, FeatureState] = {}
         scores: list[Score] = []
-        for features in events:
-            score, state = self.score(state, features)
+        for index, features in enumerate(events):
+            moment = event_times[index] if event_times is not None else None
+            score, state = self.score(state, features, moment)
             scores.append(score)
         return scores
 
-    def _scale(self, feature: FeatureState) -> float:
+    def _season_bin(self, event_time: datetime | None) -> int | None:
+        # NOTE: bins are in UTC, so a cycle that follows local time with daylight saving
+        # moves by one bin twice a year until the bins relearn it.
+        bins = self.config.season_bins
+        if event_time is None or bins == 0:
+            return None
+        if event_time.tzinfo is not None:
+            event_time = event_time.astimezone(UTC)
+        seconds = event_time.hour * 3600 + event_time.minute * 60 + event_time.second
+        return seconds * bins // SECONDS_PER_DAY
+
+    def _level_scale(self, feature: FeatureState) -> float:
         config = self.config
         return max(
-            math.sqrt(feature.var), config.min_std, config.relative_min_std * abs(feature.mean)
+            math.sqrt(feature.var),
+            feature.spread,
+            config.min_std,
+            config.relative_min_std * abs(feature.mean),
         )
 
-    def _update(
-        self, feature: FeatureState, value: float, scale: float, warm: bool
-    ) -> FeatureState:
+    def _daily_scale(self, feature: FeatureState, season_bin: int) -> float:
         config = self.config
+        return max(
+            math.sqrt(feature.season_var),
+            config.min_std,
+            config.relative_min_std * abs(feature.season_mean[season_bin]),
+        )
+
+    def _deviation(
+        self, feature: FeatureState, value: float, season_bin: int | None, day: int | None
+    ) -> _Deviation:
+        scale = self._level_scale(feature)
+        level = _Deviation(abs(value - feature.mean) / scale, feature.mean, scale, daily=False)
+        if season_bin is None or day is None or not self._profile_ready(feature, season_bin):
+            return level
+        # Within the first UTC day a bin holds only that day's recent values, a
+        # short moving mean rather than a daily profile, whose small residuals
+        # would flag ordinary noise.
+        if day <= feature.season_first_day:
+            return level
+        if feature.season_var >= feature.var:
+            return level
+        expected = feature.season_mean[season_bin]
+        daily_scale = self._daily_scale(feature, season_bin)
+        return _Deviation(abs(value - expected) / daily_scale, expected, daily_scale, daily=True)
+
+    def _profile_ready(self, feature: FeatureState, season_bin: int) -> bool:
+        return (
+            len(feature.season_count) == self.config.season_bins
+            and feature.season_count[season_bin] >= 2
+            and feature.season_residuals >= self.config.warmup_events
+        )
+
+    def _calibrate(self, feature: FeatureState, z: float) -> float:
+        z0 = self._tail_z0
+        if z0 == 0.0 or feature.tail_z <= z0:
+            return z
+        return z * z0 / feature.tail_z
+
+    def _update(
+        self,
+        feature: FeatureState,
+        value: float,
+        season_bin: int | None,
+        deviation: _Deviation | None,
+        day: int | None = None,
+    ) -> FeatureState:
+        """Return `feature` after `value`; `deviation` is None for the feature's first value."""
+        config = self.config
+        warm = feature.count >= config.warmup_events
+        level_scale = self._level_scale(feature)
+
         weight = max(config.alpha, 1.0 / (feature.count + 1))
-        deviation = value - feature.mean
+        step = value - feature.mean
         if warm:
-            limit = config.clip_z * scale
-            deviation = min(max(deviation, -limit), limit)
-        mean = feature.mean + weight * deviation
-        var = (1.0 - weight) * (feature.var + weight * deviation * deviation)
-        return FeatureState(count=feature.count + 1, mean=mean, var=var)
+            limit = config.clip_z * level_scale
+            step = min(max(step, -limit), limit)
+        mean = feature.mean + weight * step
+        var = (1.0 - weight) * (feature.var + weight * step * step)
+
+        spread_weight = max(config.spread_alpha, 1.0 / (feature.count + 1))
+        spread = feature.spread
+        if deviation is not None:
+            spread += spread_weight * (abs(value - feature.mean) - spread)
+
+        tail_z = feature.tail_z
+        if warm and deviation is not None and self._tail_z0 > 0.0:
+            exceeded = 1.0 if deviation.z > max(tail_z, self._tail_z0) else 0.0
+            tail_z = max(tail_z, self._tail_z0)
+            tail_z *= math.exp(config.tail_step * (exceeded - (1.0 - config.tail_quantile)))
+            tail_z = max(tail_z, self._tail_z0)
+
+        updated = replace(
+            feature,
+            count=feature.count + 1,
+            mean=mean,
+            var=var,
+            spread=spread,
+            tail_z=tail_z,
+            quiet_events=max(0, feature.quiet_events - 1),
+        )
+        if season_bin is None:
+            return updated
+        if updated.season_first_day < 0 and day is not None:
+            updated = replace(updated, season_first_day=day)
+        return self._update_profile(updated, value, season_bin)
+
+    def _update_profile(self, feature: FeatureState, value: float, season_bin: int) -> FeatureState:
+        config = self.config
+        bins = config.season_bins
+        means = list(feature.season_mean) if feature.season_mean else [0.0] * bins
+        counts = list(feature.season_count) if feature.season_count else [0] * bins
+        season_var = feature.season_var
+        residuals = feature.season_residuals
+
+        if counts[season_bin] > 0:
+            residual = value - means[season_bin]
+            weight = max(config.alpha, 1.0 / (residuals + 1))
+            if residuals >= config.warmup_events:
+                limit = config.clip_z * self._daily_scale(feature, season_bin)
+                residual = min(max(residual, -limit), limit)
+            season_var = (1.0 - weight) * (season_var + weight * residual * residual)
+            residuals += 1
+
+        bin_weight = max(config.season_alpha, 1.0 / (counts[season_bin] + 1))
+        bin_step = value - means[season_bin]
+        if self._profile_ready(feature, season_bin):
+            # Clipped like the level, so one outlier does not distort its bin for days.
+            limit = config.clip_z * self._daily_scale(feature, season_bin)
+            bin_step = min(max(bin_step, -limit), limit)
+        means[season_bin] += bin_weight * bin_step
+        counts[season_bin] += 1
+        return replace(
+            feature,
+            season_mean=tuple(means),
+            season_count=tuple(counts),
+            season_var=season_var,
+            season_residuals=residuals,
+        )
+
+    def _decide(
+        self,
+        state: EntityState,
+        new_state: dict[str, FeatureState],
+        warm: Mapping[str, float],
+        anomaly_score: float,
+    ) -> tuple[bool, bool]:
+        """Apply the threshold and the suppression; start intervals in `new_state`.
+
+        Returns (is_anomaly, suppressed).
+        """
+        config = self.config
+        if anomaly_score < config.threshold:
+            return False, False
+        # A feature triggers when its own calibrated z-score, corrected for the k features
+        # tested, reaches the threshold, since the score is that of the largest z-score.
+        k = len(warm)
+        triggering = {
+            name: z_cal
+            for name, z_cal in warm.items()
+            if self._combine([z_cal], k) >= config.threshold
+        }
+        new_alarms = {
+            name: z_cal
+            for name, z_cal in triggering.items()
+            if state[name].quiet_events == 0 or z_cal > state[name].alarm_z
+        }
+        if not new_alarms:
+            return False, True
+        if config.refractory_events > 0:
+            for name, z_cal in new_alarms.items():
+                new_state[name] = replace(
+                    new_state[name], quiet_events=config.refractory_events, alarm_z=z_cal
+                )
+        return True, False
 
     def _squash(self, z: float) -> float:
         if math.isinf(z):
@@ -245,29 +544,58 @@ class Detector:
         z0 = self.config.score_scale_z
         return z * z / (z * z + z0 * z0)
 
-    def _combine(self, z_scores: list[float]) -> float:
+    def _combine(self, z_scores: list[float], tested: int | None = None) -> float:
+        """Score the largest of `z_scores`, corrected for `tested` features (default: all)."""
         if not z_scores:
             return 0.0
         largest = max(z_scores)
         if math.isinf(largest):
             return 1.0
-        adjusted_sq = max(0.0, largest * largest - 2.0 * math.log(len(z_scores)))
+        count = len(z_scores) if tested is None else tested
+        adjusted_sq = max(0.0, largest * largest - 2.0 * math.log(count))
         return self._squash(math.sqrt(adjusted_sq))
 
 
+def _utc_day(event_time: datetime | None) -> int | None:
+    """Return the number of whole UTC days since the POSIX epoch, or None without a time."""
+    if event_time is None:
+        return None
+    return int(event_time.timestamp() // SECONDS_PER_DAY)
+
+
+def _new_feature(value: float) -> FeatureState:
+    """Return the state of a feature before its first value."""
+    return FeatureState(count=0, mean=value, var=0.0)
+
+
 def encode_state(state: EntityState) -> EncodedState:
-    """Encode state as a tuple of (feature, count, mean, var), the compact form kept in Beam."""
+    """Encode state as a tuple of (feature, *FeatureState fields), the compact form Beam keeps."""
     return tuple(
-        (name, feature.count, feature.mean, feature.var) for name, feature in sorted(state.items())
+        (
+            name,
+            feature.count,
+            feature.mean,
+            feature.var,
+            feature.spread,
+            feature.tail_z,
+            feature.quiet_events,
+            feature.alarm_z,
+            feature.season_mean,
+            feature.season_count,
+            feature.season_var,
+            feature.season_residuals,
+            feature.season_first_day,
+        )
+        for name, feature in sorted(state.items())
     )
 
 
-def decode_state(
-    encoded: Iterable[tuple[str, int, float, float]] | None,
-) -> dict[str, FeatureState]:
-    """Decode the output of encode_state; None gives empty state."""
+def decode_state(encoded: Iterable[Sequence[Any]] | None) -> dict[str, FeatureState]:
+    """Decode the output of encode_state; None gives empty state.
+
+    A row of only (feature, count, mean, var), the encoding before the other fields
+    existed, decodes with those fields at their initial values.
+    """
     if encoded is None:
         return {}
-    return {
-        name: FeatureState(count=count, mean=mean, var=var) for name, count, mean, var in encoded
-    }
+    return {row[0]: FeatureState(*row[1:]) for row in encoded}

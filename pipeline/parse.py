@@ -15,6 +15,7 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
 from pipeline import metrics
+from pipeline.coders import to_micros
 from pipeline.contract import parse_or_dead_letter
 from pipeline.records import DeadLetter
 
@@ -36,7 +37,7 @@ class _ParseDoFn(beam.DoFn):  # type: ignore[misc]
             yield TaggedOutput(DEAD_LETTERS, result)
             return
         # Downstream timers work in event time, so the element carries the payload's time.
-        yield TimestampedValue(result, Timestamp.from_utc_datetime(result.event_time))
+        yield TimestampedValue(result, Timestamp(micros=to_micros(result.event_time)))
 
 
 class ParseEvents(beam.PTransform[PCollection[Any], DoOutputsTuple]):  # type: ignore[misc]

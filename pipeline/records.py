@@ -31,15 +31,17 @@ def parse_timestamp(text: str) -> datetime:
 
     Fractions beyond microseconds are truncated. Raises ValueError naming the text.
     """
-    if not _RFC3339.match(text):
+    match = _RFC3339.match(text)
+    if match is None:
         raise ValueError(
             f"{text!r} is not an RFC 3339 timestamp with a time zone, "
             "e.g. 2024-05-01T12:00:00Z or 2024-05-01T14:00:00+02:00"
         )
     normalized = text.replace("t", "T").replace("z", "Z")
-    fraction = re.search(r"\.(\d+)", normalized)
-    if fraction and len(fraction.group(1)) > 6:
-        normalized = normalized.replace(fraction.group(0), "." + fraction.group(1)[:6])
+    # Group 1 is the fraction with its dot; datetime takes at most 6 digits.
+    fraction = match.group(1)
+    if fraction is not None and len(fraction) > 7:
+        normalized = normalized[: match.start(1)] + fraction[:7] + normalized[match.end(1) :]
     try:
         parsed = datetime.fromisoformat(normalized)
     except ValueError as error:

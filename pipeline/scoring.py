@@ -16,6 +16,11 @@ Late events: an event whose event_time is before the last event already scored f
 entity cannot be placed in order. It is not scored, because scoring it would make the
 results depend on arrival order; it goes to the dead letter with code ``late_event``
 and can be replayed.
+
+Bounded input (a batch run over files) takes another path with the same order and the
+same scores: a GroupByKey per entity, then one sort and one pass of the detector over
+each entity's events in plain Python. Every event is then in its entity's group, so none
+is late, and no per-element state access is needed.
 """
 
 # Beam's DoFn and metric methods carry no annotations.
@@ -24,12 +29,13 @@ and can be replayed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder, VarIntCoder
+from apache_beam.coders import FastPrimitivesCoder, PickleCoder, VarIntCoder
 from apache_beam.metrics.metric import Metrics
 from apache_beam.pvalue import DoOutputsTuple, PCollection, TaggedOutput
 from apache_beam.transforms.timeutil import TimeDomain
@@ -42,7 +48,15 @@ from apache_beam.transforms.userstate import (
 from apache_beam.utils.timestamp import Timestamp
 
 from pipeline import metrics
-from pipeline.detector import Detector, DetectorConfig, decode_state, encode_state
+from pipeline.coders import EventTuple, event_from_tuple, event_to_tuple, to_micros
+from pipeline.detector import (
+    Detector,
+    DetectorConfig,
+    FeatureState,
+    Score,
+    decode_state,
+    encode_state,
+)
 from pipeline.records import (
     BaselineStat,
     DeadLetter,
@@ -68,9 +82,9 @@ _MICROS = 1_000_000
 class ScoringConfig:
     """Settings of the ordered scoring stage.
 
-    `bounded_input` is True for a batch run over files. There the watermark stays at
-    the start until all input is read and then jumps to the end of time, so one timer
-    per entity may release its whole buffer at once. Streaming sets one timer per
+    `bounded_input` is True for a batch run over files. There all of an entity's events
+    are known before any is scored, so the stage groups them by entity and scores each
+    group in event-time order, without state or timers. Streaming sets one timer per
     distinct due time, and each firing reads the buffer, which is fine for the few
     events buffered in a stream but quadratic over a whole file.
     """
@@ -89,15 +103,26 @@ class ScoringConfig:
             raise ValueError(f"entity_ttl_seconds={self.entity_ttl_seconds} must be positive")
 
 
-def _micros(event: Event) -> int:
-    return int(Timestamp.from_utc_datetime(event.event_time).micros)
+# A buffered event: its time in microseconds, then the event in EventCoder's tuple form.
+# Plain tuples keep the state small and cheap for the runner's state cache to size.
+_Buffered = tuple[int, EventTuple]
 
 
-def _order(event: Event) -> tuple[int, str]:
-    return (_micros(event), event.event_id)
+def _buffered(event: Event) -> _Buffered:
+    return (to_micros(event.event_time), event_to_tuple(event))
 
 
-_BUFFER_SPEC = BagStateSpec("buffer", PickleCoder())
+def _buffered_order(item: _Buffered) -> tuple[int, str]:
+    return (item[0], item[1][0])
+
+
+def _event_order(event: Event) -> tuple[datetime, str]:
+    # Event times are aware datetimes with microsecond resolution, so they compare as
+    # their microseconds since the epoch do.
+    return (event.event_time, event.event_id)
+
+
+_BUFFER_SPEC = BagStateSpec("buffer", FastPrimitivesCoder())
 _DETECTOR_SPEC = ReadModifyWriteStateSpec("detector_state", PickleCoder())
 _LAST_SCORED_SPEC = ReadModifyWriteStateSpec("last_scored_micros", VarIntCoder())
 _RELEASE_AT_SPEC = ReadModifyWriteStateSpec("release_at_micros", VarIntCoder())
@@ -115,6 +140,95 @@ _TIMESTAMP = beam.DoFn.TimestampParam
 _KEY = beam.DoFn.KeyParam
 
 
+class _ScoreOutputs:
+    """The records and metrics for scored events, shared by both scoring DoFns."""
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self.detector = Detector(config.detector)
+        self._allowed_lateness_seconds = config.allowed_lateness_seconds
+        self._scored = Metrics.counter(metrics.NAMESPACE, metrics.SCORED)
+        self._anomalies = Metrics.counter(metrics.NAMESPACE, metrics.ANOMALIES)
+        self._untracked = Metrics.counter(metrics.NAMESPACE, metrics.UNTRACKED_FEATURES)
+        self._lag = Metrics.distribution(metrics.NAMESPACE, metrics.EVENT_TIME_LAG_MS)
+
+    def score_in_order(
+        self, state: dict[str, FeatureState], ordered: Iterable[Event]
+    ) -> Generator[Any, None, dict[str, FeatureState]]:
+        """Score events already in event-time order; yield the outputs, return the new state."""
+        detector = self.detector
+        scored = untracked = 0
+        for event in ordered:
+            score, state = detector.score(state, event.features, event.event_time)
+            scored += 1
+            untracked += score.untracked_features
+            yield from self._records(event, score)
+        self._scored.inc(scored)
+        if untracked:
+            self._untracked.inc(untracked)
+        return state
+
+    def late_dead_letter(self, event: Event, frontier_micros: int) -> DeadLetter:
+        """Return the dead letter of an event older than its entity's last scored event."""
+        frontier = Timestamp(micros=frontier_micros).to_utc_datetime(has_tz=True)
+        message = (
+            f"event_time {format_timestamp(event.event_time)} of entity {event.entity_id!r} "
+            f"is before {format_timestamp(frontier)}, the last event already scored for "
+            "this entity, so it cannot be scored in order. It arrived more than "
+            f"allowed_lateness_seconds={self._allowed_lateness_seconds:g} behind "
+            "the watermark; raise that option or replay the event"
+        )
+        return DeadLetter.for_payload(
+            event.to_json_line(),
+            error_code=LATE_EVENT,
+            error_message=message,
+            stage=STAGE,
+            event_id=event.event_id,
+        )
+
+    def _records(self, event: Event, score: Score) -> Iterator[Any]:
+        now = utc_now()
+        self._lag.update(int((now - event.event_time).total_seconds() * 1000))
+        yield ScoredEvent(
+            event_id=event.event_id,
+            entity_id=event.entity_id,
+            event_time=event.event_time,
+            anomaly_score=score.anomaly_score,
+            is_anomaly=score.is_anomaly,
+            detector=self.detector.name,
+            scored_at=now,
+        )
+        if not score.is_anomaly:
+            return
+        self._anomalies.inc()
+        yield TaggedOutput(DETECTIONS, self._detection(event, score, now))
+
+    def _detection(self, event: Event, score: Score, now: datetime) -> Detection:
+        return Detection(
+            event_id=event.event_id,
+            entity_id=event.entity_id,
+            event_time=event.event_time,
+            anomaly_score=score.anomaly_score,
+            detector=self.detector.name,
+            features=dict(event.features),
+            attributes=dict(event.attributes),
+            message=event.message,
+            context=dict(event.context),
+            baseline=tuple(
+                BaselineStat(
+                    feature=feature.feature,
+                    value=feature.value,
+                    mean=feature.mean,
+                    std=feature.std,
+                    count=feature.count,
+                    score=feature.score,
+                )
+                for feature in score.features
+            ),
+            triage=None,
+            detected_at=now,
+        )
+
+
 class OrderedScoringDoFn(beam.DoFn):  # type: ignore[misc]
     """Score (entity_id, Event) pairs per entity in event-time order (see the module doc).
 
@@ -126,13 +240,9 @@ class OrderedScoringDoFn(beam.DoFn):  # type: ignore[misc]
         self._config = config
         self._lateness = round(config.allowed_lateness_seconds * _MICROS)
         self._ttl = round(config.entity_ttl_seconds * _MICROS)
-        self._detector = Detector(config.detector)
-        self._scored = Metrics.counter(metrics.NAMESPACE, metrics.SCORED)
-        self._anomalies = Metrics.counter(metrics.NAMESPACE, metrics.ANOMALIES)
+        self._outputs = _ScoreOutputs(config)
         self._late = Metrics.counter(metrics.NAMESPACE, metrics.LATE)
         self._expired = Metrics.counter(metrics.NAMESPACE, metrics.ENTITIES_EXPIRED)
-        self._untracked = Metrics.counter(metrics.NAMESPACE, metrics.UNTRACKED_FEATURES)
-        self._lag = Metrics.distribution(metrics.NAMESPACE, metrics.EVENT_TIME_LAG_MS)
 
     def process(
         self,
@@ -143,14 +253,15 @@ class OrderedScoringDoFn(beam.DoFn):  # type: ignore[misc]
         release: Any = _RELEASE,
     ) -> Iterator[Any]:
         _, event = element
-        event_micros = _micros(event)
+        item = _buffered(event)
+        event_micros = item[0]
         frontier = last_scored.read()
         if frontier is not None and event_micros < frontier:
             self._late.inc()
-            yield TaggedOutput(DEAD_LETTERS, self._late_dead_letter(event, frontier))
+            yield TaggedOutput(DEAD_LETTERS, self._outputs.late_dead_letter(event, frontier))
             return
 
-        buffer.add(event)
+        buffer.add(item)
         due = event_micros + self._lateness
         if self._config.bounded_input:
             # One timer is enough: it fires only after all input is read.
@@ -172,26 +283,25 @@ class OrderedScoringDoFn(beam.DoFn):  # type: ignore[misc]
         release_at: Any = _RELEASE_AT,
         expire: Any = _EXPIRE,
     ) -> Iterator[Any]:
-        pending = sorted(buffer.read(), key=_order)
+        pending: list[_Buffered] = sorted(buffer.read(), key=_buffered_order)
         if self._config.bounded_input:
             ready, waiting = pending, []
             release_at.clear()
         else:
             horizon = int(fired_at.micros) - self._lateness
-            ready = [event for event in pending if _micros(event) <= horizon]
-            waiting = [event for event in pending if _micros(event) > horizon]
+            ready = [item for item in pending if item[0] <= horizon]
+            waiting = [item for item in pending if item[0] > horizon]
         if not ready:
             return
         buffer.clear()
-        for event in waiting:
-            buffer.add(event)
+        for item in waiting:
+            buffer.add(item)
 
         state = decode_state(detector_state.read())
-        for event in ready:
-            score, state = self._detector.score(state, event.features)
-            yield from self._outputs(event, score)
+        events = (event_from_tuple(item[1]) for item in ready)
+        state = yield from self._outputs.score_in_order(state, events)
         detector_state.write(encode_state(state))
-        newest = _micros(ready[-1])
+        newest = ready[-1][0]
         last_scored.write(newest)
         expire.set(Timestamp(micros=newest + self._ttl))
 
@@ -213,74 +323,25 @@ class OrderedScoringDoFn(beam.DoFn):  # type: ignore[misc]
             self._expired.inc()
             _LOG.debug("cleared detector state of idle entity %s", key)
 
-    def _outputs(self, event: Event, score: Any) -> Iterator[Any]:
-        now = utc_now()
-        self._scored.inc()
-        self._untracked.inc(score.untracked_features)
-        self._lag.update(int((now - event.event_time).total_seconds() * 1000))
-        yield ScoredEvent(
-            event_id=event.event_id,
-            entity_id=event.entity_id,
-            event_time=event.event_time,
-            anomaly_score=score.anomaly_score,
-            is_anomaly=score.is_anomaly,
-            detector=self._detector.name,
-            scored_at=now,
-        )
-        if not score.is_anomaly:
-            return
-        self._anomalies.inc()
-        yield TaggedOutput(
-            DETECTIONS,
-            Detection(
-                event_id=event.event_id,
-                entity_id=event.entity_id,
-                event_time=event.event_time,
-                anomaly_score=score.anomaly_score,
-                detector=self._detector.name,
-                features=dict(event.features),
-                attributes=dict(event.attributes),
-                message=event.message,
-                context=dict(event.context),
-                baseline=tuple(
-                    BaselineStat(
-                        feature=feature.feature,
-                        value=feature.value,
-                        mean=feature.mean,
-                        std=feature.std,
-                        count=feature.count,
-                        score=feature.score,
-                    )
-                    for feature in score.features
-                ),
-                triage=None,
-                detected_at=now,
-            ),
-        )
 
-    def _late_dead_letter(self, event: Event, frontier_micros: int) -> DeadLetter:
-        frontier = Timestamp(micros=frontier_micros).to_utc_datetime(has_tz=True)
-        message = (
-            f"event_time {format_timestamp(event.event_time)} of entity {event.entity_id!r} "
-            f"is before {format_timestamp(frontier)}, the last event already scored for "
-            "this entity, so it cannot be scored in order. It arrived more than "
-            f"allowed_lateness_seconds={self._config.allowed_lateness_seconds:g} behind "
-            "the watermark; raise that option or replay the event"
-        )
-        return DeadLetter.for_payload(
-            event.to_json_line(),
-            error_code=LATE_EVENT,
-            error_message=message,
-            stage=STAGE,
-            event_id=event.event_id,
-        )
+class _ScoreEntityGroupDoFn(beam.DoFn):  # type: ignore[misc]
+    """Bounded input: score one entity's grouped events in event-time order."""
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self._outputs = _ScoreOutputs(config)
+
+    def process(self, element: tuple[str, Iterable[Event]]) -> Iterator[Any]:
+        _, events = element
+        ordered = sorted(events, key=_event_order)
+        return self._outputs.score_in_order({}, ordered)
 
 
 class ScoreEvents(beam.PTransform[PCollection[Event], DoOutputsTuple]):  # type: ignore[misc]
     """Score events per entity in event-time order.
 
     Outputs (tags): SCORED, every scored event once as ScoredEvent; DETECTIONS, a
-    Detection for each anomalous one; DEAD_LETTERS, late events.
+    Detection for each anomalous one; DEAD_LETTERS, late events (never any with
+    `bounded_input`, where every event of an entity is scored in one pass).
     """
 
     def __init__(self, config: ScoringConfig) -> None:
@@ -291,9 +352,15 @@ class ScoreEvents(beam.PTransform[PCollection[Event], DoOutputsTuple]):  # type:
         keyed = events | "KeyByEntity" >> beam.Map(_key_by_entity).with_output_types(
             tuple[str, Event]
         )
-        outputs: DoOutputsTuple = keyed | "ScoreInOrder" >> beam.ParDo(
-            OrderedScoringDoFn(self._config)
-        ).with_outputs(DETECTIONS, DEAD_LETTERS, main=SCORED)
+        scoring: beam.DoFn
+        if self._config.bounded_input:
+            keyed = keyed | "GroupByEntity" >> beam.GroupByKey()
+            scoring = _ScoreEntityGroupDoFn(self._config)
+        else:
+            scoring = OrderedScoringDoFn(self._config)
+        outputs: DoOutputsTuple = keyed | "ScoreInOrder" >> beam.ParDo(scoring).with_outputs(
+            DETECTIONS, DEAD_LETTERS, main=SCORED
+        )
         return outputs
 
 

@@ -188,14 +188,18 @@ def _card_purchases(
 
 
 def _label_aftermath(purchases: list[_Purchase], incident: str, kind: str) -> None:
-    """Label the purchases whose features the incident still distorts.
+    """Label the purchases whose features the incident distorts.
 
-    After a burst, tx_last_hour stays high for an hour. After a location jump, the next
-    purchase at home is thousands of km from the last one. Those events are anomalous
-    because of the incident, so they belong to it.
+    A genuine purchase that falls between the incident's first and last purchase has
+    its features distorted too (a high tx_last_hour inside a burst, thousands of km
+    from a purchase abroad). After a burst, tx_last_hour stays high for an hour. After
+    a location jump, the next purchase at home is thousands of km from the last one.
+    Those events are anomalous because of the incident, so they belong to it.
     """
     marked = [index for index, purchase in enumerate(purchases) if purchase.incident == incident]
-    last = marked[-1]
+    first, last = marked[0], marked[-1]
+    for purchase in purchases[first:last]:
+        purchase.incident = incident
     if kind == "burst":
         until = purchases[last].time + timedelta(hours=1)
         for purchase in purchases[last + 1 :]:

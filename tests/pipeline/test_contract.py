@@ -98,10 +98,32 @@ INVALID = [
         "non_finite_number",
         "'features.amount'",
     ),
+    ("empty feature name", payload(features={"": 1.0}), "empty_value", "'features'"),
+    ("long feature name", payload(features={"f" * 257: 1.0}), "too_long", "'features'"),
+    (
+        "repeated feature",
+        payload().replace('"count": 3', '"amount": 3'),
+        "duplicate_key",
+        "'amount'",
+    ),
+    (
+        "overflow attribute",
+        payload(attributes={"rate": 1.5}).replace("1.5", "1e400"),
+        "non_finite_number",
+        "'attributes.rate'",
+    ),
+    (
+        "huge integer attribute",
+        payload(attributes={"rate": 15}).replace("15", "1" + "0" * 400),
+        "non_finite_number",
+        "'attributes.rate'",
+    ),
+    ("long attribute name", payload(attributes={"a" * 257: "x"}), "too_long", "'attributes'"),
     ("nested attribute", payload(attributes={"a": {"b": 1}}), "invalid_type", "'attributes.a'"),
     ("attributes list", payload(attributes=["a"]), "invalid_type", "'attributes'"),
     ("message number", payload(message=5), "invalid_type", "'message'"),
     ("long message", payload(message="é" * 4097), "too_long", "'message'"),
+    ("long four-byte message", payload(message="\U0001f600" * 2049), "too_long", "'message'"),
     ("duplicate key", '{"event_id": "a", "event_id": "b"}', "duplicate_key", "'event_id'"),
     ("too large", payload(message="x" * (MAX_PAYLOAD_BYTES + 1)), "too_large", "64 KiB"),
 ]
@@ -118,6 +140,25 @@ def test_invalid_payload_code_and_message(raw, code, fragment):
     assert caught.value.code == code
     if fragment:
         assert fragment in str(caught.value)
+
+
+def test_message_at_byte_limit_parses():
+    message = "\U0001f600" * 2048
+    assert parse_event(payload(message=message)).message == message
+
+
+def test_message_with_lone_surrogate_parses():
+    # JSON may escape a code point that UTF-8 cannot encode; the parser must not crash.
+    raw = payload(message="x").replace('"x"', '"\\ud800"')
+    assert parse_event(raw).message == "\ud800"
+
+
+def test_integer_values_become_floats_or_stay_integers():
+    event = parse_event(payload(features={"count": 3}, attributes={"n": 3, "r": 0.5}))
+    assert event.features == {"count": 3.0}
+    assert type(event.features["count"]) is float
+    assert event.attributes == {"n": 3, "r": 0.5}
+    assert type(event.attributes["n"]) is int
 
 
 def test_non_utf8_is_dead_lettered_as_base64():

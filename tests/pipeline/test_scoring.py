@@ -45,8 +45,10 @@ def expected_scores(events):
     for event in events:
         by_entity.setdefault(event.entity_id, []).append(event)
     for entity_events in by_entity.values():
-        ordered = sorted(entity_events, key=lambda event: event.event_time)
-        scores = Detector(DETECTOR).score_series([event.features for event in ordered])
+        ordered = sorted(entity_events, key=lambda event: (event.event_time, event.event_id))
+        scores = Detector(DETECTOR).score_series(
+            [event.features for event in ordered], [event.event_time for event in ordered]
+        )
         expected += [
             (event.event_id, round(score.anomaly_score, 9))
             for event, score in zip(ordered, scores, strict=True)
@@ -80,6 +82,26 @@ def test_shuffled_equals_sorted_bounded(bounded_input):
         )
 
 
+@pytest.mark.parametrize("bounded_input", [True, False])
+def test_equal_times_ordered_by_event_id(bounded_input):
+    # Ten events share each event_time, so only the event_id orders them.
+    events = make_events("a", 40, seed=6, spike_at=33)
+    tied = [
+        Event(
+            event.event_id, event.entity_id, START + timedelta(seconds=index // 10), event.features
+        )
+        for index, event in enumerate(events)
+    ]
+    shuffled = tied[:]
+    random.Random(10).shuffle(shuffled)
+    config = ScoringConfig(detector=DETECTOR, bounded_input=bounded_input)
+    with beam.Pipeline() as pipeline:
+        outputs = (
+            pipeline | beam.Create([stamped(event) for event in shuffled]) | ScoreEvents(config)
+        )
+        assert_that(score_pairs(outputs[SCORED]), equal_to(expected_scores(tied)))
+
+
 def streaming_options():
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
@@ -105,6 +127,58 @@ def test_shuffled_stream_equals_sorted_with_watermark():
     with beam.Pipeline(options=streaming_options()) as pipeline:
         outputs = pipeline | stream | ScoreEvents(config)
         assert_that(score_pairs(outputs[SCORED]), equal_to(expected_scores(events)))
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_detection_keeps_event_fields(streaming):
+    events = make_events("a", 30, seed=7, spike_at=25)
+    spike = events[25]
+    events[25] = Event(
+        spike.event_id,
+        spike.entity_id,
+        spike.event_time,
+        spike.features,
+        attributes={"city": "Munich", "online": True, "n": 3},
+        message="large purchase",
+        context={"profile": {"segment": "gold"}},
+    )
+    last_due = Timestamp.from_utc_datetime(events[-1].event_time) + 11
+    stream = (
+        EventStream()
+        .add_elements([stamped(event) for event in events])
+        .advance_watermark_to(last_due)
+        .advance_watermark_to_infinity()
+    )
+    config = ScoringConfig(detector=DETECTOR, bounded_input=not streaming)
+    options = streaming_options() if streaming else PipelineOptions()
+    with beam.Pipeline(options=options) as pipeline:
+        source = stream if streaming else beam.Create([stamped(event) for event in events])
+        outputs = pipeline | source | ScoreEvents(config)
+        assert_that(
+            outputs[DETECTIONS]
+            | beam.Map(
+                lambda detection: (
+                    detection.event_id,
+                    detection.event_time,
+                    dict(detection.features),
+                    dict(detection.attributes),
+                    detection.message,
+                    dict(detection.context),
+                )
+            ),
+            equal_to(
+                [
+                    (
+                        spike.event_id,
+                        spike.event_time,
+                        dict(spike.features),
+                        {"city": "Munich", "online": True, "n": 3},
+                        "large purchase",
+                        {"profile": {"segment": "gold"}},
+                    )
+                ]
+            ),
+        )
 
 
 def test_late_event_is_dead_lettered():
