@@ -16,6 +16,7 @@ LABELS ?=
 FORMAT ?= table
 PREVIEW_JSON ?=
 STACK_EXPORT ?=
+ENVIRONMENT ?=
 
 .PHONY: help venv demo run test lint typecheck unit gate plan bench clean
 
@@ -24,7 +25,7 @@ help:
 	@echo "make test    lint, type check, unit tests, and the policy gate on both stacks"
 	@echo "make run     INPUT=<file|dir> OUTPUT=<dir> TRIAGE=<local|none> [LABELS=<windows.json>]"
 	@echo "make plan    STACK=<dev|prod>: resources that 'pulumi up' would create (mocked, no cloud)"
-	@echo "make gate    STACK=<dev|prod> | PREVIEW_JSON=<file> | STACK_EXPORT=<file> [FORMAT=json]"
+	@echo "make gate    STACK=<dev|prod> | PREVIEW_JSON=<file> | STACK_EXPORT=<file> [ENVIRONMENT=<dev|prod>] [FORMAT=json]"
 	@echo "make bench   throughput, triage and memory figures"
 
 venv: $(VENV)/.installed $(POLICY_VENV)/.installed
@@ -79,9 +80,16 @@ gate-stacks: venv
 	$(PY) -m policies.gate --stack dev
 	$(PY) -m policies.gate --stack prod
 
+# With PREVIEW_JSON or STACK_EXPORT, the file is checked instead of the mocked
+# stack, and ENVIRONMENT (dev or prod) chooses the policy config. Passing both
+# files reaches the gate, which rejects the combination. The recipe is silent so
+# that FORMAT=json leaves only JSON on stdout once the environments exist.
 gate: venv
-	$(PY) -m policies.gate --format "$(FORMAT)" \
-	  $(if $(PREVIEW_JSON),--preview-json "$(PREVIEW_JSON)",$(if $(STACK_EXPORT),--stack-export "$(STACK_EXPORT)",--stack "$(STACK)"))
+	@$(PY) -m policies.gate --format "$(FORMAT)" \
+	  $(if $(PREVIEW_JSON),--preview-json "$(PREVIEW_JSON)") \
+	  $(if $(STACK_EXPORT),--stack-export "$(STACK_EXPORT)") \
+	  $(if $(PREVIEW_JSON)$(STACK_EXPORT),,--stack "$(STACK)") \
+	  $(if $(ENVIRONMENT),--environment "$(ENVIRONMENT)")
 
 plan: venv
 	$(PY) -m infra.plan --stack "$(STACK)"

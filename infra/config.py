@@ -159,7 +159,8 @@ KEYS: tuple[KeySpec, ...] = (
         "triageMaxPerSecond",
         "string",
         "5",
-        "Maximum triage requests per second across the job (a decimal number greater than 0).",
+        "Maximum triage requests per second for each SDK worker process (Dataflow runs "
+        "one per vCPU), a decimal number greater than 0.",
     ),
     KeySpec(
         "workerGpuCount",

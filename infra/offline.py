@@ -67,6 +67,10 @@ class UnknownStackError(ValueError):
     """The stack has no ``Pulumi.<stack>.yaml`` file."""
 
 
+class StackFileError(ValueError):
+    """``Pulumi.yaml`` or a stack file cannot be read or is not a YAML mapping."""
+
+
 class _Mocks(pulumi_mocks.Mocks):
     """Deterministic outputs for resources and results for the data sources the program calls."""
 
@@ -272,7 +276,7 @@ def stack_config(
         msg = f"stack {stack!r} has no {stack_file.name} in {root}; available stacks: {available}"
         raise UnknownStackError(msg)
 
-    project_file = yaml.safe_load((root / "Pulumi.yaml").read_text()) or {}
+    project_file = _load_yaml(root / "Pulumi.yaml")
     namespace = project_file.get("name", PROJECT_NAME)
     raw: dict[str, Any] = {}
     for key, declaration in (project_file.get("config") or {}).items():
@@ -281,12 +285,31 @@ def stack_config(
         elif isinstance(declaration, Mapping) and "value" in declaration:
             raw[_full_key(namespace, key)] = declaration["value"]
 
-    stack_values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    stack_values = _load_yaml(stack_file).get("config") or {}
     for key, value in stack_values.items():
         raw[_full_key(namespace, key)] = value
     for key, value in (overrides or {}).items():
         raw[_full_key(namespace, key)] = value
     return raw
+
+
+def _load_yaml(path: Path) -> Mapping[str, Any]:
+    """Read a Pulumi project or stack file, raising StackFileError when it is not a YAML mapping."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise StackFileError(f"{path} cannot be read: {error}") from error
+    except yaml.YAMLError as error:
+        raise StackFileError(
+            f"{path} is not valid YAML ({error}); fix the line it names"
+        ) from error
+    if document is None:
+        return {}
+    if not isinstance(document, Mapping):
+        raise StackFileError(
+            f"{path} holds a {type(document).__name__}; expected a mapping with a 'config' key"
+        )
+    return document
 
 
 def _full_key(namespace: str, key: str) -> str:

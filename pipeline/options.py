@@ -122,8 +122,9 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "triage_max_per_second",
         "Triage rate limit",
-        "Maximum triage calls per second per pipeline; detections over the budget are "
-        "delivered with triage status skipped.",
+        "Maximum triage calls per second for each SDK worker process (Dataflow runs one "
+        "per vCPU, so the job's ceiling is this times the total vCPUs); detections over "
+        "the budget are delivered with triage status skipped.",
         type=float,
         default=1.0,
         regexes=(NUMBER_PATTERN,),

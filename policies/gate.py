@@ -159,6 +159,10 @@ def _sort_key(violation: Violation) -> tuple[int, int, str, str]:
     )
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def write_table(report: Report, out: TextIO) -> None:
     """Print the violations as an aligned table followed by the counts."""
     header = ("POLICY", "ENFORCEMENT", "SEVERITY", "RESOURCE", "MESSAGE")
@@ -173,9 +177,9 @@ def write_table(report: Report, out: TextIO) -> None:
             out.write("  ".join([*cells, row[4]]) + "\n")
         out.write("\n")
     out.write(
-        f"{len(report.violations)} violations ({report.mandatory} mandatory) in "
-        f"{report.resources} resources from {report.source}; environment {report.environment}, "
-        f"config {report.config}\n"
+        f"{_count(len(report.violations), 'violation')} ({report.mandatory} mandatory) in "
+        f"{_count(report.resources, 'resource')} from {report.source}; "
+        f"environment {report.environment}, config {report.config}\n"
     )
     out.write("PASSED\n" if report.passed else "FAILED: mandatory policies are violated\n")
 

@@ -39,6 +39,11 @@ def read_json(path: Path, what: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{what} file {path} not found; check the path") from None
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{what} file {path} is not UTF-8 text ({error.reason} at byte {error.start}); "
+            "pass the JSON file that the Pulumi CLI wrote"
+        ) from error
     except OSError as error:
         raise InputError(f"{what} file {path} cannot be read: {error}") from error
     try:
@@ -139,9 +144,11 @@ def resources_from_stack(stack: str) -> list[Resource]:
             f"cannot run stack {stack!r} offline: infra.offline is not importable ({error}); "
             "use --preview-json or --stack-export instead"
         ) from error
+    # infra.config.ConfigError derives from pulumi.RunError, not ValueError.
+    stack_config_error: type[Exception] = importlib.import_module("infra.config").ConfigError
     try:
         declared = offline.run_stack(stack)
-    except (ValueError, KeyError, FileNotFoundError) as error:
+    except (ValueError, KeyError, OSError, stack_config_error) as error:
         raise InputError(f"stack {stack!r} cannot be run under mocks: {error}") from error
     return [
         Resource(

@@ -133,7 +133,7 @@ class StreamingJobArgs:
     """``projects/P/locations/R/endpoints/ID``, required for ``vertex`` and rejected otherwise."""
 
     triage_max_per_second: float = 1.0
-    """Maximum triage calls per second for the whole pipeline."""
+    """Maximum triage calls per second for each SDK worker process, not for the whole job."""
 
     machine_type: str = "n2-standard-2"
     """Worker machine type. Triage mode ``worker`` needs a G2 type (L4 GPUs)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from infra.config import ConfigError, full_key
 from infra.offline import (
     MOCK_PROJECT_NUMBER,
     DeclaredResource,
+    StackFileError,
     UnknownStackError,
     _Mocks,
     run_stack,
@@ -132,3 +134,17 @@ def test_dev_keys_stay_deletable(options_stack):
     for key in [r for r in options_stack if r.type == "gcp:kms/cryptoKey:CryptoKey"]:
         assert key.protect is False
         assert key.inputs["deletionPolicy"] == "DELETE"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("config:\n  gcp:project: [oops\n", "is not valid YAML"),
+        ("- a list\n", "holds a list; expected a mapping with a 'config' key"),
+    ],
+)
+def test_stack_file_invalid(tmp_path, content, fragment):
+    root = write_project(tmp_path)
+    (root / "Pulumi.qa.yaml").write_text(content)
+    with pytest.raises(StackFileError, match=re.escape(fragment)):
+        stack_config("qa", project_dir=root)

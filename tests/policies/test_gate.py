@@ -305,3 +305,31 @@ def test_stack_unknown(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2
     assert out == ""
     assert "stack 'qa' cannot be run under mocks" in err
+
+
+def test_bad_input_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "preview.json"
+    path.write_bytes(b'{"steps": []}\xff')
+    code, out, err = run_gate(capsys, "--preview-json", str(path))
+    assert code == 2
+    assert out == ""
+    assert f"preview JSON file {path} is not UTF-8 text" in err
+
+
+def test_stack_with_invalid_config(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A stack whose config fails validation is unreadable input (2), not a violation (1).
+    from infra import offline
+
+    real_run_stack = offline.run_stack
+
+    def run_with_bad_config(stack: str, **kwargs: Any) -> Any:
+        return real_run_stack(stack, overrides={"maxWorkers": 0}, **kwargs)
+
+    monkeypatch.setattr(offline, "run_stack", run_with_bad_config)
+    code, out, err = run_gate(capsys, "--stack", "dev", "--format", "json")
+    assert code == 2
+    assert out == ""
+    assert "stack 'dev' cannot be run under mocks" in err
+    assert "realtime-anomaly:maxWorkers" in err
