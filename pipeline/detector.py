@@ -255,16 +255,6 @@ class Score:
     suppressed: bool = False
 
 
-@dataclass(frozen=True)
-class _Deviation:
-    """A feature's z-score before calibration, and the expected value and scale behind it."""
-
-    z: float
-    expected: float
-    scale: float
-    daily: bool
-
-
 class Detector:
     """Scores events against per-entity state and returns the updated state.
 
@@ -276,7 +266,16 @@ class Detector:
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
-        self._tail_z0 = self.config.gaussian_tail_z
+        config = self.config
+        # Constants derived from the frozen config, computed once because score runs per event.
+        self._tail_z0 = config.gaussian_tail_z
+        self._alpha = config.alpha
+        self._spread_alpha = config.spread_alpha
+        self._season_alpha = config.season_alpha
+        # exp(tail_step * (exceeded - (1 - tail_quantile))) for exceeded = 1 and exceeded = 0.
+        tail_miss = 1.0 - config.tail_quantile
+        self._tail_up = math.exp(config.tail_step * (1.0 - tail_miss))
+        self._tail_down = math.exp(config.tail_step * (0.0 - tail_miss))
 
     def score(
         self,
@@ -304,27 +303,35 @@ class Detector:
                 if len(new_state) >= config.max_features:
                     untracked += 1
                     continue
-                new_state[name] = self._update(_new_feature(value), value, season_bin, None, day)
+                first = _new_feature(value)
+                new_state[name] = self._update(
+                    first, value, season_bin, day, z=None, level_scale=self._level_scale(first)
+                )
                 continue
 
-            deviation = self._deviation(previous, value, season_bin, day)
-            is_warm = previous.count >= config.warmup_events
-            z_cal = self._calibrate(previous, deviation.z) if is_warm else 0.0
+            z, expected, scale, daily, level_scale = self._deviation(
+                previous, value, season_bin, day
+            )
+            feature_score = 0.0
+            if previous.count >= config.warmup_events:
+                z_cal = self._calibrate(previous, z)
+                warm[name] = z_cal
+                feature_score = self._squash(z_cal)
             feature_scores.append(
                 FeatureScore(
                     feature=name,
                     value=value,
-                    mean=deviation.expected,
-                    std=deviation.scale,
+                    mean=expected,
+                    std=scale,
                     count=previous.count,
-                    z=deviation.z,
-                    score=self._squash(z_cal) if is_warm else 0.0,
-                    daily=deviation.daily,
+                    z=z,
+                    score=feature_score,
+                    daily=daily,
                 )
             )
-            if is_warm:
-                warm[name] = z_cal
-            new_state[name] = self._update(previous, value, season_bin, deviation, day)
+            new_state[name] = self._update(
+                previous, value, season_bin, day, z=z, level_scale=level_scale
+            )
 
         anomaly_score = self._combine(list(warm.values()))
         is_anomaly, suppressed = self._decide(state, new_state, warm, anomaly_score)
@@ -392,9 +399,14 @@ class Detector:
 
     def _deviation(
         self, feature: FeatureState, value: float, season_bin: int | None, day: int | None
-    ) -> _Deviation:
+    ) -> tuple[float, float, float, bool, float]:
+        """Return (z, expected, scale, daily, level_scale) of `value` before the update.
+
+        `expected` and `scale` are the level baseline's, or the profile bin's when `daily`
+        is set. `level_scale` is always the level baseline's, which the update needs.
+        """
         scale = self._level_scale(feature)
-        level = _Deviation(abs(value - feature.mean) / scale, feature.mean, scale, daily=False)
+        level = (abs(value - feature.mean) / scale, feature.mean, scale, False, scale)
         if season_bin is None or day is None or not self._profile_ready(feature, season_bin):
             return level
         # Within the first UTC day a bin holds only that day's recent values, a
@@ -406,7 +418,7 @@ class Detector:
             return level
         expected = feature.season_mean[season_bin]
         daily_scale = self._daily_scale(feature, season_bin)
-        return _Deviation(abs(value - expected) / daily_scale, expected, daily_scale, daily=True)
+        return abs(value - expected) / daily_scale, expected, daily_scale, True, scale
 
     def _profile_ready(self, feature: FeatureState, season_bin: int) -> bool:
         return (
@@ -426,81 +438,118 @@ class Detector:
         feature: FeatureState,
         value: float,
         season_bin: int | None,
-        deviation: _Deviation | None,
-        day: int | None = None,
+        day: int | None,
+        *,
+        z: float | None,
+        level_scale: float,
     ) -> FeatureState:
-        """Return `feature` after `value`; `deviation` is None for the feature's first value."""
-        config = self.config
-        warm = feature.count >= config.warmup_events
-        level_scale = self._level_scale(feature)
+        """Return `feature` after `value`.
 
-        weight = max(config.alpha, 1.0 / (feature.count + 1))
+        `z` is the value's z-score before calibration, None for the feature's first value.
+        `level_scale` is the level baseline's scale before the update.
+        """
+        # `b if b > a else a` is max(a, b) and `b if b < a else a` is min(a, b), with the
+        # same result for ties and NaN but without a function call, because this runs
+        # per feature per event.
+        config = self.config
+        count = feature.count
+        warm = count >= config.warmup_events
+        first_weight = 1.0 / (count + 1)
+
+        alpha = self._alpha
+        weight = first_weight if first_weight > alpha else alpha
         step = value - feature.mean
         if warm:
             limit = config.clip_z * level_scale
-            step = min(max(step, -limit), limit)
+            step = -limit if -limit > step else step
+            step = limit if limit < step else step
         mean = feature.mean + weight * step
         var = (1.0 - weight) * (feature.var + weight * step * step)
 
-        spread_weight = max(config.spread_alpha, 1.0 / (feature.count + 1))
         spread = feature.spread
-        if deviation is not None:
+        if z is not None:
+            spread_alpha = self._spread_alpha
+            spread_weight = first_weight if first_weight > spread_alpha else spread_alpha
             spread += spread_weight * (abs(value - feature.mean) - spread)
 
         tail_z = feature.tail_z
-        if warm and deviation is not None and self._tail_z0 > 0.0:
-            exceeded = 1.0 if deviation.z > max(tail_z, self._tail_z0) else 0.0
-            tail_z = max(tail_z, self._tail_z0)
-            tail_z *= math.exp(config.tail_step * (exceeded - (1.0 - config.tail_quantile)))
-            tail_z = max(tail_z, self._tail_z0)
+        z0 = self._tail_z0
+        if warm and z is not None and z0 > 0.0:
+            tail_z = z0 if z0 > tail_z else tail_z
+            tail_z *= self._tail_up if z > tail_z else self._tail_down
+            tail_z = z0 if z0 > tail_z else tail_z
 
-        updated = replace(
-            feature,
-            count=feature.count + 1,
+        season_mean = feature.season_mean
+        season_count = feature.season_count
+        season_var = feature.season_var
+        season_residuals = feature.season_residuals
+        season_first_day = feature.season_first_day
+        if season_bin is not None:
+            if season_first_day < 0 and day is not None:
+                season_first_day = day
+            season_mean, season_count, season_var, season_residuals = self._update_profile(
+                feature, value, season_bin
+            )
+
+        quiet_events = feature.quiet_events - 1
+        return FeatureState(
+            count=count + 1,
             mean=mean,
             var=var,
             spread=spread,
             tail_z=tail_z,
-            quiet_events=max(0, feature.quiet_events - 1),
+            quiet_events=quiet_events if quiet_events > 0 else 0,
+            alarm_z=feature.alarm_z,
+            season_mean=season_mean,
+            season_count=season_count,
+            season_var=season_var,
+            season_residuals=season_residuals,
+            season_first_day=season_first_day,
         )
-        if season_bin is None:
-            return updated
-        if updated.season_first_day < 0 and day is not None:
-            updated = replace(updated, season_first_day=day)
-        return self._update_profile(updated, value, season_bin)
 
-    def _update_profile(self, feature: FeatureState, value: float, season_bin: int) -> FeatureState:
+    def _update_profile(
+        self, feature: FeatureState, value: float, season_bin: int
+    ) -> tuple[tuple[float, ...], tuple[int, ...], float, int]:
+        """Return the profile fields of `feature` after `value` in `season_bin`.
+
+        The result is (season_mean, season_count, season_var, season_residuals).
+        """
         config = self.config
         bins = config.season_bins
         means = list(feature.season_mean) if feature.season_mean else [0.0] * bins
         counts = list(feature.season_count) if feature.season_count else [0] * bins
+        bin_mean = means[season_bin]
+        bin_count = counts[season_bin]
         season_var = feature.season_var
         residuals = feature.season_residuals
+        # Both clips below use the bin's scale before the update, so it is computed once.
+        # The conditional expressions are max and min written out, as in _update.
+        clipped = bin_count > 0 and residuals >= config.warmup_events
+        limit = config.clip_z * self._daily_scale(feature, season_bin) if clipped else 0.0
 
-        if counts[season_bin] > 0:
-            residual = value - means[season_bin]
-            weight = max(config.alpha, 1.0 / (residuals + 1))
-            if residuals >= config.warmup_events:
-                limit = config.clip_z * self._daily_scale(feature, season_bin)
-                residual = min(max(residual, -limit), limit)
+        if bin_count > 0:
+            residual = value - bin_mean
+            alpha = self._alpha
+            first_weight = 1.0 / (residuals + 1)
+            weight = first_weight if first_weight > alpha else alpha
+            if clipped:
+                residual = -limit if -limit > residual else residual
+                residual = limit if limit < residual else residual
             season_var = (1.0 - weight) * (season_var + weight * residual * residual)
             residuals += 1
 
-        bin_weight = max(config.season_alpha, 1.0 / (counts[season_bin] + 1))
-        bin_step = value - means[season_bin]
-        if self._profile_ready(feature, season_bin):
-            # Clipped like the level, so one outlier does not distort its bin for days.
-            limit = config.clip_z * self._daily_scale(feature, season_bin)
-            bin_step = min(max(bin_step, -limit), limit)
-        means[season_bin] += bin_weight * bin_step
-        counts[season_bin] += 1
-        return replace(
-            feature,
-            season_mean=tuple(means),
-            season_count=tuple(counts),
-            season_var=season_var,
-            season_residuals=residuals,
-        )
+        season_alpha = self._season_alpha
+        first_bin_weight = 1.0 / (bin_count + 1)
+        bin_weight = first_bin_weight if first_bin_weight > season_alpha else season_alpha
+        bin_step = value - bin_mean
+        if clipped and bin_count >= 2 and len(counts) == bins:
+            # Clipped like the level once the profile is ready (see _profile_ready), so one
+            # outlier does not distort its bin for days.
+            bin_step = -limit if -limit > bin_step else bin_step
+            bin_step = limit if limit < bin_step else bin_step
+        means[season_bin] = bin_mean + bin_weight * bin_step
+        counts[season_bin] = bin_count + 1
+        return tuple(means), tuple(counts), season_var, residuals
 
     def _decide(
         self,

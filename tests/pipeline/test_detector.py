@@ -287,6 +287,20 @@ def test_state_encoding_round_trip():
     assert decode_state(None) == {}
 
 
+def test_score_leaves_input_state_unchanged():
+    series = daily_cycle(days=2)
+    detector = Detector()
+    state: dict[str, FeatureState] = {}
+    for features, moment in zip(series, times(len(series)), strict=True):
+        before = dict(state)
+        encoded = encode_state(state)
+        _, new_state = detector.score(state, features, moment)
+        assert state == before
+        assert encode_state(state) == encoded
+        state = new_state
+    assert state["v"].count == len(series)
+
+
 def test_state_decodes_four_field_rows():
     assert decode_state([("a", 3, 1.5, 0.25)]) == {"a": FeatureState(3, 1.5, 0.25)}
 
