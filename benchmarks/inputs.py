@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Final
 
 from pipeline.records import DeadLetter
-from pipeline.sources import NAB_FEATURE, InputError, input_kind, nab_files, read_nab_file
+from pipeline.sources import (
+    NAB_FEATURE,
+    InputError,
+    check_nab_headers,
+    input_kind,
+    nab_files,
+    read_nab_file,
+)
 from pipeline.synthetic import generate
 
 DEMO_FEATURE: Final = "amount"
@@ -67,20 +74,25 @@ def nab_input(path: Path, events: int) -> BenchInput:
 
     Row n of every file comes before row n + 1 of any file, so a prefix of the
     result contains the start of every series rather than whole series from the
-    first files. Rows the reader rejects (bad timestamp or value) are counted,
+    first files. Rows the reader rejects (see read_nab_file) are counted,
     not benchmarked, because the pass-through and Beam rows could not read them.
     Reading stops once `events` rows are collected.
     """
     if events < 1:
         raise BenchInputError(f"events={events} is invalid; pass 1 or more")
+    fix = "pass a NAB .csv file or a directory of NAB .csv files"
+    # Checked here because input_kind's message also offers JSON Lines, which the
+    # benchmark does not read.
+    if not path.exists():
+        raise BenchInputError(f"input {path} does not exist; {fix}")
     try:
         kind = input_kind(path)
+        if kind == "nab":
+            check_nab_headers(nab_files(path))
     except InputError as error:
         raise BenchInputError(str(error)) from None
     if kind != "nab":
-        raise BenchInputError(
-            f"input {path} is not NAB CSV; pass a .csv file or a directory of NAB .csv files"
-        )
+        raise BenchInputError(f"input {path} is not NAB CSV; {fix}")
 
     files = nab_files(path)
     streams = [read_nab_file(entity_id, file) for entity_id, file in files]

@@ -10,6 +10,11 @@ from pathlib import Path
 
 Window = tuple[datetime, datetime]
 
+LABELS_FORMAT = (
+    "NAB combined_windows.json: a JSON object that maps each "
+    '"<category>/<file>.csv" to a list of [start, end] timestamp pairs'
+)
+
 
 class LabelsError(ValueError):
     """A label file that cannot be read or breaks the windows format."""
@@ -34,15 +39,20 @@ def load_windows(path: Path) -> dict[str, list[Window]]:
     Raises LabelsError naming the file, the key and the fix.
     """
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise LabelsError(f"cannot read label file {path}: {error}") from None
+        data = path.read_bytes()
+    except OSError as error:
+        raise LabelsError(f"cannot read label file {path}: {error.strerror}") from None
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise LabelsError(f"label file {path} is not UTF-8 text; pass {LABELS_FORMAT}") from None
     except json.JSONDecodeError as error:
-        raise LabelsError(f"label file {path} is not valid JSON: {error.msg}") from None
-    if not isinstance(document, dict):
         raise LabelsError(
-            f"label file {path} must be a JSON object of file name to [[start, end], ...]"
-        )
+            f"label file {path} is not valid JSON ({error.msg} at line {error.lineno}); "
+            f"pass {LABELS_FORMAT}"
+        ) from None
+    if not isinstance(document, dict):
+        raise LabelsError(f"label file {path} is not a JSON object; pass {LABELS_FORMAT}")
 
     windows: dict[str, list[Window]] = {}
     for key, spans in document.items():
@@ -87,6 +97,12 @@ class WindowEvaluation:
     windows_detected: int
     detections: int
     detections_outside: int
+    # Label keys that match no entity of the input (a mistyped key shows up here), and
+    # their window count. Those windows are not in `windows`.
+    keys_not_in_input: tuple[str, ...] = ()
+    windows_not_in_input: int = 0
+    # Entities of the input that match no label key. Their detections count as outside.
+    entities_without_key: tuple[str, ...] = ()
 
     @property
     def window_recall(self) -> float:
@@ -101,10 +117,12 @@ def evaluate_windows(
 ) -> WindowEvaluation:
     """Count windows hit and detections outside every window.
 
-    Only windows of entities in `entity_ids` (those in the input) count. A detection of
-    an entity without a label key counts as outside.
+    Only windows of entities in `entity_ids` (those in the input) count. The others are
+    listed in `keys_not_in_input`. A detection of an entity without a label key counts
+    as outside.
     """
-    keys = match_keys(windows, entity_ids)
+    input_ids = set(entity_ids)
+    keys = match_keys(windows, input_ids)
     hit: set[tuple[str, int]] = set()
     total_detections = 0
     outside = 0
@@ -116,10 +134,14 @@ def evaluate_windows(
         if not inside:
             outside += 1
         hit.update((key, index) for index in inside if key)
-    total_windows = sum(len(windows[key]) for key in set(keys.values()))
+    matched = set(keys.values())
+    unmatched = sorted(set(windows) - matched)
     return WindowEvaluation(
-        windows=total_windows,
+        windows=sum(len(windows[key]) for key in matched),
         windows_detected=len(hit),
         detections=total_detections,
         detections_outside=outside,
+        keys_not_in_input=tuple(unmatched),
+        windows_not_in_input=sum(len(windows[key]) for key in unmatched),
+        entities_without_key=tuple(sorted(input_ids - set(keys))),
     )

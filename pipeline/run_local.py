@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from pipeline.graph import CoreSettings, build_core
 from pipeline.labels import LabelsError, Window, load_windows
 from pipeline.records import DeadLetter, Detection, ScoredEvent
 from pipeline.scoring import ScoringConfig
-from pipeline.sources import InputError, input_kind, nab_files, read_nab_file
+from pipeline.sources import InputError, check_nab_headers, input_kind, nab_files, read_nab_file
 from pipeline.summary import RunSummary, summarize
 from pipeline.triage import TriageConfig
 
@@ -38,6 +39,10 @@ _LOG = logging.getLogger(__name__)
 
 LOCAL_TRIAGE_HANDLERS = ("local", "none")
 USAGE_ERROR = 2
+
+
+class OutputDirError(ValueError):
+    """An output path that is not a directory this process can create and write."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,36 @@ class LocalRunConfig:
     windows: dict[str, list[Window]] | None = None
     dedup_window_seconds: float = 600.0
     max_triage_examples: int = 3
+
+
+def check_input(path: Path) -> None:
+    """Raise InputError when `path` is missing or one of its CSV files lacks the NAB header."""
+    if input_kind(path) == "nab":
+        check_nab_headers(nab_files(path))
+
+
+def prepare_output_dir(path: Path) -> None:
+    """Create `path` if needed and check that a file can be written in it.
+
+    Raises OutputDirError naming the path, so that a bad output stops the run before
+    the pipeline starts rather than after it has read the input.
+    """
+    fix = "choose a directory you can write"
+    if path.exists() and not path.is_dir():
+        raise OutputDirError(f"output {path} exists and is not a directory; {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise OutputDirError(
+            f"cannot write to output directory {path}: {error.strerror}; {fix}"
+        ) from None
+
+
+def _input_entity_ids(path: Path) -> set[str]:
+    """Return the entity_ids of a NAB input's files, or an empty set for JSON Lines."""
+    return {entity_id for entity_id, _ in nab_files(path)} if input_kind(path) == "nab" else set()
 
 
 def _read_records(pipeline: beam.Pipeline, path: Path) -> PCollection[Any]:
@@ -96,8 +131,13 @@ def _counters(result: Any) -> dict[str, int]:
 
 
 def run(config: LocalRunConfig) -> RunSummary:
-    """Run the pipeline over `config.input_path` on the DirectRunner and summarize it."""
-    config.output_dir.mkdir(parents=True, exist_ok=True)
+    """Run the pipeline over `config.input_path` on the DirectRunner and summarize it.
+
+    Raises InputError or OutputDirError before the pipeline starts when the input or
+    the output directory cannot be used.
+    """
+    check_input(config.input_path)
+    prepare_output_dir(config.output_dir)
     settings = CoreSettings(
         scoring=ScoringConfig(detector=config.detector, bounded_input=True),
         triage=config.triage,
@@ -119,7 +159,11 @@ def run(config: LocalRunConfig) -> RunSummary:
     result = pipeline.run()
     result.wait_until_finish()
     return summarize(
-        config.output_dir, _counters(result), config.windows, config.max_triage_examples
+        config.output_dir,
+        _counters(result),
+        config.windows,
+        config.max_triage_examples,
+        input_entity_ids=_input_entity_ids(config.input_path),
     )
 
 
@@ -159,15 +203,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, run, print the summary; return 2 on bad arguments."""
+    """Parse arguments, run, print the summary; return 2 on bad arguments or output."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        input_kind(args.input)
+        check_input(args.input)
         windows = load_windows(args.labels) if args.labels else None
         features = load_features_file(args.features) if args.features else None
         triage = TriageConfig(handler=args.triage, max_per_second=args.triage_max_per_second)
-    except (InputError, LabelsError, FeaturesFileError, ValueError) as error:
+        # Last, so that an invalid argument above leaves no empty output directory behind.
+        prepare_output_dir(args.output)
+    except (InputError, LabelsError, FeaturesFileError, OutputDirError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
 

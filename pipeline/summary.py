@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -15,6 +16,8 @@ from pipeline.records import DeadLetter, Detection, ScoredEvent
 SCORED_FILE: Final = "scored_events.jsonl"
 DETECTIONS_FILE: Final = "detections.jsonl"
 DEAD_LETTER_FILE: Final = "dead_letter.jsonl"
+# Maximum number of label keys or entities named after their count. The others are counted.
+MAX_LISTED_NAMES: Final = 3
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -73,10 +76,21 @@ class RunSummary:
             evaluation = self.windows
             lines += [
                 f"labelled windows:    {evaluation.windows_detected} of {evaluation.windows} "
-                "with at least one detection",
+                "with at least one detection (windows of the entities in this input)",
                 f"detections outside every window: {evaluation.detections_outside} "
                 f"of {evaluation.detections}",
             ]
+            if evaluation.keys_not_in_input:
+                lines.append(
+                    f"label keys not in this input: {len(evaluation.keys_not_in_input)} "
+                    f"with {evaluation.windows_not_in_input} windows, not counted above: "
+                    + _names(evaluation.keys_not_in_input)
+                )
+            if evaluation.entities_without_key:
+                lines.append(
+                    f"entities with no label key: {len(evaluation.entities_without_key)}, "
+                    "their detections count as outside: " + _names(evaluation.entities_without_key)
+                )
         for detection in self.triage_examples:
             assert detection.triage is not None
             lines.append(
@@ -85,6 +99,12 @@ class RunSummary:
                 f"{detection.triage.summary}"
             )
         return "\n".join(lines)
+
+
+def _names(names: tuple[str, ...]) -> str:
+    listed = ", ".join(names[:MAX_LISTED_NAMES])
+    rest = len(names) - MAX_LISTED_NAMES
+    return f"{listed} and {rest} more" if rest > 0 else listed
 
 
 def _breakdown(counts: Counter[str]) -> str:
@@ -98,8 +118,13 @@ def summarize(
     counters: dict[str, int],
     windows: dict[str, list[Window]] | None = None,
     max_examples: int = 3,
+    input_entity_ids: Iterable[str] = (),
 ) -> RunSummary:
-    """Build the summary from the output files in `output_dir` and the metric counters."""
+    """Build the summary from the output files in `output_dir` and the metric counters.
+
+    The windows of an entity count when it has scored events or is in
+    `input_entity_ids` (a NAB file whose rows were all dead-lettered still counts).
+    """
     scored = [ScoredEvent.from_json(row) for row in read_jsonl(output_dir / SCORED_FILE)]
     detections = [Detection.from_json(row) for row in read_jsonl(output_dir / DETECTIONS_FILE)]
     dead_letters = [DeadLetter.from_json(row) for row in read_jsonl(output_dir / DEAD_LETTER_FILE)]
@@ -120,7 +145,9 @@ def summarize(
     evaluation = None
     if windows is not None:
         evaluation = evaluate_windows(
-            windows, entity_ids, ((d.entity_id, d.event_time) for d in detections)
+            windows,
+            entity_ids | set(input_entity_ids),
+            ((d.entity_id, d.event_time) for d in detections),
         )
     return RunSummary(
         records_in=counters.get("events_in", 0),

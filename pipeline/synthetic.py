@@ -70,6 +70,7 @@ class SyntheticStream:
     valid_events: int
     duplicates: int
     invalid: int
+    cards: int
     features_by_event: dict[str, dict[str, float]] = field(default_factory=dict)
     event_times: dict[str, datetime] = field(default_factory=dict)
 
@@ -299,6 +300,7 @@ def generate(
         valid_events=len(events),
         duplicates=duplicates,
         invalid=len(_INVALID_PAYLOADS),
+        cards=cards,
         features_by_event=features,
         event_times=times,
     )

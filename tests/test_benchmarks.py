@@ -122,8 +122,9 @@ def test_nab_input_stops_at_events(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("events.jsonl", "{}\n", "is not NAB CSV; pass a .csv file or a directory"),
-        ("missing.csv", None, "does not exist"),
+        ("events.jsonl", "{}\n", "is not NAB CSV; pass a NAB .csv file or a directory"),
+        ("missing.csv", None, "does not exist; pass a NAB .csv file or a directory"),
+        ("bad.csv", "time,v\n", "header is 'time,v'; NAB CSV files start with 'timestamp,value'"),
     ],
 )
 def test_nab_input_rejects_path(tmp_path, name, content, message):
@@ -270,6 +271,13 @@ def test_cli_rejects_bad_option(capsys, argv, message):
         pipeline_bench.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_missing_input_names_nab_only(capsys):
+    assert pipeline_bench.main(["--input", "/nonexistent", "--skip-triage"]) == 2
+    error = capsys.readouterr().err
+    assert "input /nonexistent does not exist; pass a NAB .csv file" in error
+    assert "JSON Lines" not in error
 
 
 def test_cli_rejects_non_nab_input(tmp_path, capsys):

@@ -29,6 +29,15 @@ def test_stream_counts_add_up():
     assert len(set(valid_ids)) == stream.valid_events
 
 
+def test_describe_stream_counts():
+    stream = generate(seed=3, cards=6, days=3)
+    assert demo.describe_stream(stream) == (
+        f"synthetic stream: {stream.valid_events} transactions for 6 cards, "
+        f"12 redelivered duplicates, 5 invalid payloads, {len(stream.incidents)} "
+        "injected incidents"
+    )
+
+
 def test_every_kind_is_injected_after_warmup():
     stream = generate(seed=3, cards=6, days=3)
     assert {incident.kind for incident in stream.incidents} == set(KINDS)
@@ -88,3 +97,12 @@ def test_demo_runs_without_model(tmp_path, capsys):
     assert (tmp_path / "chart.png").stat().st_size > 10_000
     labels = json.loads((tmp_path / "labels.json").read_text())
     assert len(labels) == 12
+
+
+def test_demo_output_is_file_exits_2(tmp_path, capsys):
+    path = tmp_path / "file"
+    path.write_text("")
+    assert demo.main(["--output", str(path), "--triage", "none"]) == 2
+    error = capsys.readouterr().err
+    assert f"output {path} exists and is not a directory" in error
+    assert "choose a directory you can write" in error

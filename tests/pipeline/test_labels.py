@@ -75,12 +75,13 @@ def test_unlabelled_entity_detections_are_outside(windows):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("[]", "must be a JSON object"),
+        ("[]", "is not a JSON object; pass NAB combined_windows.json"),
         ('{"a": 1}', "must map to a list"),
         ('{"a": [["2014-01-01"]]}', r"a\[0\] must be a \[start, end\] pair"),
         ('{"a": [["x", "2014-01-01"]]}', "'x' is not a timestamp"),
         ('{"a": [["2014-01-02", "2014-01-01"]]}', "ends before it starts"),
-        ("{", "not valid JSON"),
+        ("{", r"is not valid JSON \(.* at line 1\); pass NAB combined_windows.json"),
+        ("a,b\n1,2\n", "is not valid JSON"),
     ],
 )
 def test_load_windows_errors(tmp_path, content, message):
@@ -88,6 +89,26 @@ def test_load_windows_errors(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(LabelsError, match=message):
         load_windows(path)
+
+
+def test_load_windows_binary_file(tmp_path):
+    path = tmp_path / "windows.json"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff")
+    with pytest.raises(LabelsError) as caught:
+        load_windows(path)
+    message = str(caught.value)
+    assert message.startswith(f"label file {path} is not UTF-8 text; pass ")
+    assert "NAB combined_windows.json: a JSON object that maps each" in message
+    assert '"<category>/<file>.csv" to a list of [start, end] timestamp pairs' in message
+    assert "codec" not in message
+
+
+def test_evaluate_lists_keys_not_in_input(windows):
+    result = evaluate_windows(windows, ["cat/a.csv", "cat/typo.csv"], [])
+    assert result.windows == 2
+    assert result.keys_not_in_input == ("cat/b.csv", "other/c.csv")
+    assert result.windows_not_in_input == 1
+    assert result.entities_without_key == ("cat/typo.csv",)
 
 
 def test_load_windows_missing_file(tmp_path):

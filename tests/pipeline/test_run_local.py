@@ -150,3 +150,72 @@ def test_nab_directory_with_labels(tmp_path, capsys):
     assert code == 0
     assert "every record in exactly one place: yes" in output
     assert "labelled windows:" in output
+
+
+def nab_directory(tmp_path):
+    directory = tmp_path / "nab"
+    (directory / "cat").mkdir(parents=True)
+    rows = "".join(f"2014-01-01 00:{minute:02d}:00,{minute % 3}\n" for minute in range(0, 60, 5))
+    (directory / "cat" / "a.csv").write_text("timestamp,value\n" + rows)
+    (directory / "cat" / "b.csv").write_text("timestamp,value\n" + rows)
+    return directory
+
+
+@pytest.mark.parametrize("output", ["file", "file/sub", "/proc/x"])
+def test_cli_unusable_output_exits_2(mixed_input, tmp_path, capsys, output):
+    (tmp_path / "file").write_text("")
+    path = output if output.startswith("/") else str(tmp_path / output)
+    argv = ["--input", str(mixed_input), "--output", path, "--triage", "none"]
+    assert run_local.main(argv) == 2
+    captured = capsys.readouterr()
+    assert path in captured.err
+    assert "choose a directory you can write" in captured.err
+    assert captured.out == ""
+
+
+def test_cli_bad_csv_header_exits_2(tmp_path, capsys):
+    directory = nab_directory(tmp_path)
+    bad = directory / "cat" / "c.csv"
+    bad.write_text("time,v\n2014-01-01 00:00:00,1\n")
+    output = tmp_path / "out"
+    argv = ["--input", str(directory), "--output", str(output), "--triage", "none"]
+    assert run_local.main(argv) == 2
+    captured = capsys.readouterr()
+    assert str(bad) in captured.err
+    assert "'timestamp,value'" in captured.err
+    assert "Traceback" not in captured.err
+    assert not output.exists()
+
+
+def test_cli_reports_label_keys_not_in_input(tmp_path, capsys):
+    window = [["2014-01-01 00:00:00", "2014-01-01 00:30:00"]]
+    labels = tmp_path / "windows.json"
+    labels.write_text(
+        json.dumps(
+            {"cat/a.csv": window, "cat/bb.csv": window * 2, "other/c.csv": window, "d.csv": []}
+        )
+    )
+    argv = ["--input", str(nab_directory(tmp_path)), "--output", str(tmp_path / "out")]
+    argv += ["--triage", "none", "--labels", str(labels)]
+    assert run_local.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        "labelled windows:    0 of 1 with at least one detection "
+        "(windows of the entities in this input)"
+    ) in lines
+    assert (
+        "label keys not in this input: 3 with 3 windows, not counted above: "
+        "cat/bb.csv, d.csv, other/c.csv"
+    ) in lines
+    assert "entities with no label key: 1, their detections count as outside: cat/b.csv" in lines
+
+
+def test_cli_binary_labels_exit_2(mixed_input, tmp_path, capsys):
+    labels = tmp_path / "windows.json"
+    labels.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    argv = ["--input", str(mixed_input), "--output", str(tmp_path / "o"), "--triage", "none"]
+    assert run_local.main([*argv, "--labels", str(labels)]) == 2
+    error = capsys.readouterr().err
+    assert f"label file {labels} is not UTF-8 text" in error
+    assert "NAB combined_windows.json" in error
+    assert '"<category>/<file>.csv" to a list of [start, end] timestamp pairs' in error

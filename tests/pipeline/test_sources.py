@@ -11,7 +11,14 @@ import pytest
 
 from pipeline.contract import parse_event
 from pipeline.records import DeadLetter
-from pipeline.sources import InputError, input_kind, nab_files, read_jsonl, read_nab_file
+from pipeline.sources import (
+    InputError,
+    check_nab_headers,
+    input_kind,
+    nab_files,
+    read_jsonl,
+    read_nab_file,
+)
 
 NAB_ROOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nab"
 
@@ -40,6 +47,7 @@ def test_nab_rows_become_valid_events(tmp_path):
         ("2014-04-01,1.0", "not in NAB format"),
         ("2014-04-01 00:00:00,abc", "could not convert"),
         ("2014-04-01 00:00:00", "expected 2 columns"),
+        ("2014-01-01 00:10:00,3,4", "expected 2 columns (timestamp,value), got 3"),
     ],
 )
 def test_nab_bad_rows_are_dead_lettered(tmp_path, row, message):
@@ -63,6 +71,60 @@ def test_nab_wrong_header(tmp_path):
     path = write(tmp_path / "a.csv", "time,v\n")
     with pytest.raises(InputError, match="timestamp,value"):
         list(read_nab_file("a.csv", path))
+
+
+def test_nab_non_utf8_row_is_dead_lettered(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"timestamp,value\n2014-04-01 00:00:00,\xff1\n2014-04-01 00:05:00,2\n")
+    letter, event = read_nab_file("a.csv", path)
+    assert isinstance(letter, DeadLetter)
+    assert letter.error_code == "invalid_csv_row"
+    assert "a.csv:2: row is not UTF-8 text" in letter.error_message
+    assert letter.payload_encoding == "base64"
+    assert isinstance(event, bytes)
+    assert parse_event(event).event_id == "a.csv:3"
+
+
+def test_nab_header_with_byte_order_mark(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"\xef\xbb\xbftimestamp,value\n2014-04-01 00:00:00,1\n")
+    check_nab_headers(nab_files(path))
+    (record,) = read_nab_file("a.csv", path)
+    assert isinstance(record, bytes)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"time,v\n", "header is 'time,v'"),
+        (b"timestamp,value,label\n", "header is 'timestamp,value,label'"),
+        (b"", "has no header line"),
+        (b"\xfftimestamp,value\n", "is not UTF-8 text"),
+    ],
+)
+def test_check_nab_headers_rejects(tmp_path, content, message):
+    path = tmp_path / "a.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        check_nab_headers(nab_files(path))
+    assert str(caught.value).startswith(str(path))
+    assert message in str(caught.value)
+    assert "start with 'timestamp,value'" in str(caught.value)
+
+
+def test_check_nab_headers_lists_every_bad_file(tmp_path):
+    write(tmp_path / "good.csv", "timestamp,value\n")
+    for index in range(7):
+        write(tmp_path / f"bad{index}.csv", "time,v\n")
+    with pytest.raises(InputError) as caught:
+        check_nab_headers(nab_files(tmp_path))
+    message = str(caught.value)
+    assert message.startswith("7 input files are not NAB CSV:")
+    assert str(tmp_path / "bad0.csv") in message
+    assert str(tmp_path / "bad4.csv") in message
+    assert "bad5.csv" not in message
+    assert "and 2 more" in message
+    assert "good.csv" not in message
 
 
 def test_nab_files_use_relative_paths(tmp_path):
