@@ -430,7 +430,9 @@ class _Reader:
         if value is None:
             self.problems.append(f"{key}: missing; expected {expected}")
         else:
-            self.problems.append(f"{key}: {value!r} is invalid; expected {expected}")
+            # Booleans as YAML writes them, so the message matches the stack file.
+            shown = json.dumps(value) if isinstance(value, bool) else repr(value)
+            self.problems.append(f"{key}: {shown} is invalid; expected {expected}")
 
     def value(self, key: str) -> Any:
         spec = KEYS_BY_NAME[key]

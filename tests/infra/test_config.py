@@ -99,7 +99,12 @@ INVALID_CASES = [
     ("cidr-garbage", config_with(subnetCidr="10.0.0.0/33"), full_key("subnetCidr"), "private"),
     ("cidr-host-bits", config_with(subnetCidr="10.0.0.1/24"), full_key("subnetCidr"), "/29"),
     ("cmek-not-bool", config_with(cmek="yes"), full_key("cmek"), "true or false"),
-    ("prod-without-cmek", {**PROD_OK, full_key("cmek"): False}, full_key("cmek"), "prod"),
+    (
+        "prod-without-cmek",
+        {**PROD_OK, full_key("cmek"): False},
+        full_key("cmek"),
+        "false is invalid; expected true when environment is prod",
+    ),
     (
         "prod-image-default",
         {**PROD_OK, full_key("containerImage"): ""},
