@@ -41,7 +41,10 @@ $(VENV)/.installed: requirements-dev.txt infra/requirements.txt pipeline/require
 	  $(PY) -m pip install --quiet llama-cpp-python==0.3.36; \
 	else \
 	  echo "llama-cpp-python: building from source, about 10 minutes on 2 cores (no binary wheel exists on PyPI); pip caches the wheel for later runs"; \
-	  $(PY) -m pip install --verbose llama-cpp-python==0.3.36 2>&1 | grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]|Successfully|ERROR|error:' ; \
+	  $(PY) -m pip install --verbose llama-cpp-python==0.3.36 2>&1 | sed -un \
+	    -e '/^ *\[[0-9]*\/[0-9]*\]/{s/^ *\(\[[0-9]*\/[0-9]*\]\).* -o \([^ ]*\).*/  \1 \2/p;t' \
+	    -e 's/^ *\(\[[0-9]*\/[0-9]*\]\) \([^ ]*\).*/  \1 \2/p;}' \
+	    -e '/Successfully installed llama\|ERROR\|error:/p'; \
 	  test $${PIPESTATUS[0]} -eq 0; \
 	fi
 	$(PY) -m pip install --quiet -r requirements-dev.txt
