@@ -31,7 +31,7 @@ help:
 venv: $(VENV)/.installed $(POLICY_VENV)/.installed
 
 # llama-cpp-python has no binary wheel on PyPI. The first install compiles it
-# (about 10 minutes on two cores) and pip caches the wheel, so later installs
+# (5 to 10 minutes on two cores) and pip caches the wheel, so later installs
 # take seconds. The build log is shown so the wait is visible.
 $(VENV)/.installed: requirements-dev.txt infra/requirements.txt pipeline/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,11 +40,11 @@ $(VENV)/.installed: requirements-dev.txt infra/requirements.txt pipeline/require
 	  echo "llama-cpp-python: reusing the wheel in pip's cache"; \
 	  $(PY) -m pip install --quiet llama-cpp-python==0.3.36; \
 	else \
-	  echo "llama-cpp-python: building from source, about 10 minutes on 2 cores (no binary wheel exists on PyPI); pip caches the wheel for later runs"; \
+	  echo "llama-cpp-python: building from source, 5 to 10 minutes on 2 cores (no binary wheel exists on PyPI); pip caches the wheel for later runs"; \
 	  $(PY) -m pip install --verbose llama-cpp-python==0.3.36 2>&1 | sed -un \
 	    -e '/^ *\[[0-9]*\/[0-9]*\]/{s/^ *\(\[[0-9]*\/[0-9]*\]\).* -o \([^ ]*\).*/  \1 \2/p;t' \
 	    -e 's/^ *\(\[[0-9]*\/[0-9]*\]\) \([^ ]*\).*/  \1 \2/p;}' \
-	    -e '/Successfully installed llama\|ERROR\|error:/p'; \
+	    -e '/^Successfully installed.*llama-cpp-python\|ERROR\|error:/p'; \
 	  test $${PIPESTATUS[0]} -eq 0; \
 	fi
 	$(PY) -m pip install --quiet -r requirements-dev.txt
