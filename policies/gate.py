@@ -228,6 +228,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
 
     source, resources = load_resources(args)
+    if not resources:
+        # An empty or truncated file would otherwise pass with nothing checked.
+        raise InputError(
+            f"{source} declares no resources to check; pass the complete output of "
+            "`pulumi preview --json` or `pulumi stack export` for a stack with resources"
+        )
     environment = infer_environment(args, resources)
     config = load_config(args, environment)
     violations = sorted(evaluate(resources, config), key=_sort_key)

@@ -333,3 +333,21 @@ def test_stack_with_invalid_config(
     assert out == ""
     assert "stack 'dev' cannot be run under mocks" in err
     assert "realtime-anomaly:maxWorkers" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "content"),
+    [
+        ("--preview-json", '{"steps": []}'),
+        ("--stack-export", '{"deployment": {"resources": []}}'),
+    ],
+)
+def test_empty_input_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, content: str
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_text(content, encoding="utf-8")
+    code, out, err = run_gate(capsys, option, str(path))
+    assert code == 2
+    assert out == ""
+    assert "declares no resources to check" in err
