@@ -189,7 +189,12 @@ class ScoredEvent(_TableRecord):
 
 @dataclass(frozen=True)
 class BaselineStat:
-    """One feature's baseline in the entity's detector state, before the event updated it."""
+    """One feature's baseline in the entity's detector state, before the event updated it.
+
+    `mean` and `std` are what the detector compared the value with: the level
+    baseline, or the daily profile's bin mean and residual scale when the profile
+    was used for this event.
+    """
 
     feature: str
     value: float | None
@@ -293,7 +298,7 @@ class DeadLetter(_TableRecord):
     """A record the pipeline could not process, with the stage and a stable error code.
 
     `payload` is the input text, or its base64 form when the input was not UTF-8
-    (`payload_encoding` says which).
+    (`payload_encoding` names which).
     """
 
     TABLE: ClassVar[str] = "dead_letter"

@@ -112,8 +112,18 @@ _BASELINE = SchemaField(
     (
         _required("feature", "STRING", "Feature name."),
         _nullable("value", "FLOAT64", "The event's value for this feature."),
-        _required("mean", "FLOAT64", "Exponentially weighted mean of past values."),
-        _required("std", "FLOAT64", "Exponentially weighted standard deviation of past values."),
+        _required(
+            "mean",
+            "FLOAT64",
+            "Expected value: the weighted mean of past values, or the daily profile's "
+            "mean for this hour when the profile scored the event.",
+        ),
+        _required(
+            "std",
+            "FLOAT64",
+            "Scale the deviation was divided by: the level baseline's spread, or the "
+            "daily profile's residual scale when the profile scored the event.",
+        ),
         _required("count", "INT64", "Number of past values the baseline has seen."),
         _required("score", "FLOAT64", "This feature's anomaly score in [0, 1]."),
     ),

@@ -13,9 +13,8 @@ plus the watermark's own lag behind real time. On Dataflow with Pub/Sub that lag
 typically a few seconds, and more when the backlog grows.
 
 Late events: an event whose event_time is before the last event already scored for its
-entity cannot be placed in order. It is not scored, because scoring it would make the
-results depend on arrival order; it goes to the dead letter with code ``late_event``
-and can be replayed.
+entity cannot be placed in order. Scoring it would make the results depend on arrival
+order, so it goes to the dead letter with code ``late_event`` and can be replayed.
 
 Bounded input (a batch run over files) takes another path with the same order and the
 same scores: a GroupByKey per entity, then one sort and one pass of the detector over

@@ -1,9 +1,9 @@
 """Make any attempt to reach Google Cloud, or any non-local host, fail fast in tests.
 
 Tests run against Pulumi mocks, the Beam DirectRunner and local files. A test
-that reaches for credentials or opens a connection to a remote host would hang
-on the metadata server or depend on the cloud, so the guard turns each such
-attempt into an immediate `CloudAccessError` with the reason and the fix.
+that reaches for credentials or a remote host would hang on the metadata server
+or depend on the cloud. The guard turns each such attempt into an immediate
+`CloudAccessError` with the reason and the fix.
 """
 
 from __future__ import annotations
