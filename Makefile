@@ -25,7 +25,9 @@ help:
 	@echo "make test    lint, type check, unit tests, and the policy gate on both stacks"
 	@echo "make run     INPUT=<file|dir> OUTPUT=<dir> TRIAGE=<local|none> [LABELS=<windows.json>]"
 	@echo "make plan    STACK=<dev|prod>: resources that 'pulumi up' would create (mocked, no cloud)"
-	@echo "make gate    STACK=<dev|prod> | PREVIEW_JSON=<file> | STACK_EXPORT=<file> [ENVIRONMENT=<dev|prod>] [FORMAT=json]"
+	@echo "make gate    STACK=<dev|prod> [FORMAT=json]: the mocked stack against the policy pack"
+	@echo "             PREVIEW_JSON=<file> | STACK_EXPORT=<file>: that file instead; STACK=<dev|prod> or"
+	@echo "             ENVIRONMENT=<dev|prod> chooses the policy config (default: the stack in the URNs)"
 	@echo "make bench   throughput, triage and memory figures"
 
 venv: $(VENV)/.installed $(POLICY_VENV)/.installed
@@ -84,15 +86,27 @@ gate-stacks: venv
 	$(PY) -m policies.gate --stack prod
 
 # With PREVIEW_JSON or STACK_EXPORT, the file is checked instead of the mocked
-# stack, and ENVIRONMENT (dev or prod) chooses the policy config. Passing both
-# files reaches the gate, which rejects the combination. The recipe is silent so
-# that FORMAT=json leaves only JSON on stdout once the environments exist.
+# stack. STACK then names the stack the file comes from, so it chooses the policy
+# config like ENVIRONMENT does. STACK counts only when set on the command line or
+# in the environment, because its default (dev) must not override the stack that
+# the gate reads from the file's URNs. Passing both files reaches the gate, which
+# rejects the combination. The recipe is silent so that FORMAT=json leaves only
+# JSON on stdout once the environments exist.
+GATE_FILE = $(strip $(PREVIEW_JSON)$(STACK_EXPORT))
+GATE_FILE_VARIABLE = $(if $(PREVIEW_JSON),PREVIEW_JSON,STACK_EXPORT)
+GATE_STACK = $(if $(filter command environment,$(origin STACK)),$(STACK))
+GATE_ENVIRONMENT = $(or $(ENVIRONMENT),$(if $(GATE_FILE),$(GATE_STACK)))
+GATE_CONFLICT = $(and $(GATE_FILE),$(GATE_STACK),$(ENVIRONMENT),$(filter-out $(ENVIRONMENT),$(GATE_STACK)))
+GATE_CONFLICT_ERROR = error: STACK=$(STACK) and ENVIRONMENT=$(ENVIRONMENT) choose different \
+  policy configs for $(GATE_FILE_VARIABLE)=$($(GATE_FILE_VARIABLE)); pass only one of them, or the same value to both
+
 gate: venv
+	@$(if $(GATE_CONFLICT),echo "$(GATE_CONFLICT_ERROR)" >&2; exit 2)
 	@$(PY) -m policies.gate --format "$(FORMAT)" \
 	  $(if $(PREVIEW_JSON),--preview-json "$(PREVIEW_JSON)") \
 	  $(if $(STACK_EXPORT),--stack-export "$(STACK_EXPORT)") \
-	  $(if $(PREVIEW_JSON)$(STACK_EXPORT),,--stack "$(STACK)") \
-	  $(if $(ENVIRONMENT),--environment "$(ENVIRONMENT)")
+	  $(if $(GATE_FILE),,--stack "$(STACK)") \
+	  $(if $(GATE_ENVIRONMENT),--environment "$(GATE_ENVIRONMENT)")
 
 plan: venv
 	$(PY) -m infra.plan --stack "$(STACK)"

@@ -29,7 +29,7 @@ from pipeline.run_local import (
     prepare_output_dir,
     run,
 )
-from pipeline.summary import DETECTIONS_FILE, read_jsonl
+from pipeline.summary import DETECTIONS_FILE, count_noun, read_jsonl
 from pipeline.synthetic import SyntheticStream, generate
 from pipeline.triage import TriageConfig
 
@@ -122,9 +122,25 @@ def draw_chart(stream: SyntheticStream, detections: Sequence[Detection], path: P
 def describe_stream(stream: SyntheticStream) -> str:
     """Return the line that introduces the demo's input."""
     return (
-        f"synthetic stream: {stream.valid_events} transactions for {stream.cards} cards, "
-        f"{stream.duplicates} redelivered duplicates, {stream.invalid} invalid payloads, "
-        f"{len(stream.incidents)} injected incidents"
+        f"synthetic stream: {count_noun(stream.valid_events, 'transaction')} for "
+        f"{count_noun(stream.cards, 'card')}, "
+        f"{count_noun(stream.duplicates, 'redelivered duplicate')}, "
+        f"{count_noun(stream.invalid, 'invalid payload')}, "
+        f"{count_noun(len(stream.incidents), 'injected incident')}"
+    )
+
+
+def describe_labels(labels: LabelScore) -> str:
+    """Return the line that scores the detections against the injected labels."""
+    verb = "is" if labels.true_positives == 1 else "are"
+    return (
+        f"against the labels: precision {labels.precision:.0%} "
+        f"({labels.true_positives} of {count_noun(labels.detections, 'detection')} {verb} "
+        "injected fraud), "
+        f"incident recall {labels.incident_recall:.0%} "
+        f"({labels.incidents_detected} of {labels.incidents}), "
+        f"event recall {labels.event_recall:.0%} "
+        f"({labels.true_positives} of {labels.labelled_events})"
     )
 
 
@@ -159,14 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(describe_stream(stream))
     print(summary.render())
-    print(
-        f"against the labels: precision {labels.precision:.0%} "
-        f"({labels.true_positives} of {labels.detections} detections are injected fraud), "
-        f"incident recall {labels.incident_recall:.0%} "
-        f"({labels.incidents_detected} of {labels.incidents}), "
-        f"event recall {labels.event_recall:.0%} "
-        f"({labels.true_positives} of {labels.labelled_events})"
-    )
+    print(describe_labels(labels))
     print(f"chart: {chart_path}")
     print(f"outputs: {args.output} (took {time.monotonic() - started:.0f} s)")
     return 0 if summary.balanced else 1

@@ -10,6 +10,8 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.triage import check_max_per_second
+
 SUBSCRIPTION_PATTERN = r"^projects/[^/]+/subscriptions/[^/]+$"
 TOPIC_PATTERN = r"^projects/[^/]+/topics/[^/]+$"
 TABLE_PATTERN = r"^[^:.]+:[^:.]+\.[^:.]+$"
@@ -237,8 +239,12 @@ def validate_options(options: PipelineOptions) -> AnomalyPipelineOptions:
         raise ValueError(
             f"--anomaly_threshold={values.anomaly_threshold} is out of range; use a value in (0, 1]"
         )
-    if values.triage_max_per_second <= 0:
-        raise ValueError(f"--triage_max_per_second={values.triage_max_per_second} must be positive")
+    check_max_per_second(
+        values.triage_max_per_second,
+        values.triage_handler,
+        rate_name="--triage_max_per_second",
+        handler_none="--triage_handler=none",
+    )
     if values.half_life_events <= 0:
         raise ValueError(f"--half_life_events={values.half_life_events} must be positive")
     return values

@@ -33,7 +33,7 @@ from pipeline.records import DeadLetter, Detection, ScoredEvent
 from pipeline.scoring import ScoringConfig
 from pipeline.sources import InputError, check_nab_headers, input_kind, nab_files, read_nab_file
 from pipeline.summary import RunSummary, summarize
-from pipeline.triage import TriageConfig
+from pipeline.triage import TriageConfig, check_max_per_second
 
 _LOG = logging.getLogger(__name__)
 
@@ -189,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
         "--triage-max-per-second",
         type=float,
         default=1.0,
-        help="triage calls per second; detections over the budget are marked skipped",
+        help="maximum triage calls per second, above 0 (default: 1.0); detections over "
+        "the budget are marked skipped",
     )
     parser.add_argument(
         "--labels", type=Path, help="NAB combined_windows.json to evaluate detections against"
@@ -210,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_input(args.input)
         windows = load_windows(args.labels) if args.labels else None
         features = load_features_file(args.features) if args.features else None
+        check_max_per_second(
+            args.triage_max_per_second,
+            args.triage,
+            rate_name="--triage-max-per-second",
+            handler_none="--triage none",
+        )
         triage = TriageConfig(handler=args.triage, max_per_second=args.triage_max_per_second)
         # Last, so that an invalid argument above leaves no empty output directory behind.
         prepare_output_dir(args.output)

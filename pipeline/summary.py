@@ -20,6 +20,13 @@ DEAD_LETTER_FILE: Final = "dead_letter.jsonl"
 MAX_LISTED_NAMES: Final = 3
 
 
+def count_noun(number: int, singular: str, plural: str | None = None) -> str:
+    """Return `number` and `singular` when it is 1, else `plural` (default: `singular` + "s")."""
+    if number == 1:
+        return f"{number} {singular}"
+    return f"{number} {plural or singular + 's'}"
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read a JSON Lines output file; a missing file reads as empty."""
     if not path.exists():
@@ -58,7 +65,8 @@ class RunSummary:
         """Return the summary as the text the CLIs print."""
         lines = [
             f"records read:        {self.records_in}",
-            f"  scored events:     {self.scored} ({self.entities} entities)",
+            f"  scored events:     {self.scored} "
+            f"({count_noun(self.entities, 'entity', 'entities')})",
             f"  dead letters:      {sum(self.input_dead_letters.values())}"
             + _breakdown(self.input_dead_letters),
             f"  duplicates:        {self.duplicates}",
@@ -83,8 +91,8 @@ class RunSummary:
             if evaluation.keys_not_in_input:
                 lines.append(
                     f"label keys not in this input: {len(evaluation.keys_not_in_input)} "
-                    f"with {evaluation.windows_not_in_input} windows, not counted above: "
-                    + _names(evaluation.keys_not_in_input)
+                    f"with {count_noun(evaluation.windows_not_in_input, 'window')}, "
+                    "not counted above: " + _names(evaluation.keys_not_in_input)
                 )
             if evaluation.entities_without_key:
                 lines.append(

@@ -7,7 +7,9 @@ Usage::
     python -m policies.gate --stack-export state.json --format json
 
 Exit status: 0 when no mandatory policy is violated, 1 when one is, 2 when
-the input or the policy config cannot be read or has the wrong shape.
+the input or the policy config cannot be read or has the wrong shape, and 141
+when the reader of stdout closes the pipe early, as `| head -1` does. 141 is
+128 + SIGPIPE, the status a shell reports for a standard tool that SIGPIPE ends.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +42,7 @@ from policies.rules.common import label_value
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 DEFAULT_ENVIRONMENT = "prod"
 """Environment assumed when nothing names one: the strictest."""
 
@@ -97,12 +102,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"policy pack config file (default: {CONFIG_DIR}/<environment>.json)",
     )
     parser.add_argument(
-        "--format", choices=["table", "json"], default="table", help="output format"
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="output format of the report and of --list (default: table)",
     )
 
     args = parser.parse_args(argv)
     if not (args.stack or args.preview_json or args.stack_export or args.list):
         parser.error("one of --stack, --preview-json, --stack-export or --list is required")
+    if args.list and (args.environment or args.policy_config):
+        parser.error(
+            "--environment and --policy-config have no effect with --list, which prints "
+            "each policy's default enforcement; drop them"
+        )
     return args
 
 
@@ -221,10 +234,30 @@ def write_policies(out: TextIO) -> None:
         )
 
 
+def write_policies_json(out: TextIO) -> None:
+    """Print every policy as one JSON object with the fields of the --list table."""
+    document = {
+        "policies": [
+            {
+                "name": rule.name,
+                "enforcement": rule.enforcement.value,
+                "severity": rule.severity.value,
+                "description": rule.description,
+                "settings": list(rule.settings),
+            }
+            for rule in ALL_RULES
+        ]
+    }
+    out.write(json.dumps(document, indent=2) + "\n")
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Run the gate for parsed arguments, print the report and return the exit status."""
     if args.list:
-        write_policies(out)
+        if args.format == "json":
+            write_policies_json(out)
+        else:
+            write_policies(out)
         return EXIT_OK
 
     source, resources = load_resources(args)
@@ -245,15 +278,38 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if report.passed else EXIT_VIOLATIONS
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def _run_command_line(argv: Sequence[str] | None) -> int:
     args = parse_args(argv)
     try:
         return run(args, sys.stdout)
     except (InputError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush of stdout at exit writes nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        try:
+            status = _run_command_line(argv)
+        finally:
+            # Flushed here rather than at interpreter exit, so that a closed pipe raises
+            # BrokenPipeError inside this try.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # A reader such as `head` closes the pipe once it has the lines it needs, so end
+        # without a traceback and with the status of a standard tool that SIGPIPE ends.
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    return status
 
 
 if __name__ == "__main__":

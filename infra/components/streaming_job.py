@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -234,11 +235,14 @@ class StreamingJobArgs:
                     f"gpus_per_worker {self.gpus_per_worker} does not match machine_type "
                     f"{self.machine_type!r}, which has {expected_gpus} L4 GPU(s)"
                 )
-        if not self.triage_max_per_second > 0:
-            errors.append(
-                f"triage_max_per_second must be > 0, got {self.triage_max_per_second}; "
-                "use triage_mode 'none' to turn triage off"
+        if not 0 < self.triage_max_per_second < math.inf:
+            fix = (
+                "pass a finite number above 0 or omit it, because triage_mode 'none' makes "
+                "no triage calls"
+                if self.triage_mode == "none"
+                else "pass a finite number above 0, or use triage_mode 'none' to turn triage off"
             )
+            errors.append(f"triage_max_per_second {self.triage_max_per_second} is invalid; {fix}")
         return errors
 
 

@@ -1,5 +1,6 @@
 """Gemma triage of flagged anomalies: prompt, budget, RunInference handlers and the transform."""
 
+from pipeline.triage.beam_memory import restore_memory_probe
 from pipeline.triage.retry import RetryPolicy
 from pipeline.triage.transform import (
     DEAD_LETTERS,
@@ -7,6 +8,7 @@ from pipeline.triage.transform import (
     HANDLERS,
     TriageConfig,
     TriageDetections,
+    check_max_per_second,
 )
 
 __all__ = [
@@ -16,4 +18,9 @@ __all__ = [
     "RetryPolicy",
     "TriageConfig",
     "TriageDetections",
+    "check_max_per_second",
 ]
+
+# Python imports this package before any triage module, on the launcher and on each
+# worker that unpickles the triage step, so the probe is restored before a model loads.
+restore_memory_probe()

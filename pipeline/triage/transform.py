@@ -43,6 +43,31 @@ _WITHIN_BUDGET = "within_budget"
 _OVER_BUDGET = "over_budget"
 
 
+def check_max_per_second(
+    max_per_second: float,
+    handler: str,
+    *,
+    rate_name: str = "triage max_per_second",
+    handler_none: str = "triage handler 'none'",
+) -> None:
+    """Raise ValueError unless `max_per_second` is a finite number above 0.
+
+    The rate is checked for every handler, so a mistyped value never passes
+    unnoticed. The message names the value as `rate_name` and gives the fix for
+    `handler`. Turning triage off with `handler_none` is offered only when the
+    handler triages, because handler "none" makes no calls and ignores the rate.
+    """
+    if math.isfinite(max_per_second) and max_per_second > 0:
+        return
+    if handler == "none":
+        fix = (
+            f"pass a finite number above 0 or omit it, because {handler_none} makes no triage calls"
+        )
+    else:
+        fix = f"pass a finite number above 0, or use {handler_none} to turn triage off"
+    raise ValueError(f"{rate_name} {max_per_second!r} is invalid; {fix}")
+
+
 @dataclass(frozen=True)
 class TriageConfig:
     """Settings of the triage stage.
@@ -77,11 +102,7 @@ class TriageConfig:
                 f"vertex_endpoint {self.vertex_endpoint!r} is invalid for triage handler "
                 "'vertex'; pass projects/PROJECT/locations/REGION/endpoints/ENDPOINT_ID"
             )
-        if not math.isfinite(self.max_per_second) or self.max_per_second <= 0:
-            raise ValueError(
-                f"triage max_per_second {self.max_per_second!r} is invalid; pass a number "
-                "above 0, or set the triage handler to 'none' to turn triage off"
-            )
+        check_max_per_second(self.max_per_second, self.handler)
         if self.burst is not None and (not math.isfinite(self.burst) or self.burst < 1):
             raise ValueError(f"triage burst {self.burst!r} is invalid; pass a number >= 1 or None")
         if self.max_batch_size < 1:

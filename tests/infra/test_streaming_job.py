@@ -306,7 +306,24 @@ def test_format_rate(rate, text):
         ({"num_workers": 0}, "num_workers must be >= 1, got 0"),
         ({"num_workers": 4, "max_workers": 2}, "max_workers 2 must be between num_workers (4)"),
         ({"max_workers": 1001}, "max_workers 1001 must be between num_workers (1) and 1000"),
-        ({"triage_max_per_second": 0.0}, "triage_max_per_second must be > 0, got 0.0"),
+        (
+            {"triage_max_per_second": 0.0},
+            "triage_max_per_second 0.0 is invalid; pass a finite number above 0 or omit it, "
+            "because triage_mode 'none' makes no triage calls",
+        ),
+        (
+            {"triage_max_per_second": float("nan")},
+            "triage_max_per_second nan is invalid; pass a finite number above 0 or omit it",
+        ),
+        (
+            {
+                "triage_max_per_second": float("inf"),
+                "triage_mode": "worker",
+                "machine_type": "g2-standard-4",
+            },
+            "triage_max_per_second inf is invalid; pass a finite number above 0, "
+            "or use triage_mode 'none' to turn triage off",
+        ),
         ({"image": "anomaly"}, "image 'anomaly' is invalid"),
         ({"image": "gcr.io/p/anomaly"}, "image 'gcr.io/p/anomaly' is invalid"),
         ({"subnetwork": "anomaly-dev-workers"}, "subnetwork 'anomaly-dev-workers' is invalid"),

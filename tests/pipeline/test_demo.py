@@ -11,7 +11,7 @@ from pipeline import demo
 from pipeline.contract import parse_or_dead_letter
 from pipeline.detector import Detector
 from pipeline.records import DeadLetter
-from pipeline.synthetic import KINDS, generate
+from pipeline.synthetic import KINDS, Incident, SyntheticStream, generate
 
 
 def test_generate_is_deterministic():
@@ -36,6 +36,46 @@ def test_describe_stream_counts():
         f"12 redelivered duplicates, 5 invalid payloads, {len(stream.incidents)} "
         "injected incidents"
     )
+
+
+def test_describe_stream_singular_counts():
+    stream = SyntheticStream(
+        lines=(),
+        incidents=(Incident("i-1", "burst", "card-001", ("card-001-tx-0001",)),),
+        valid_events=1,
+        duplicates=1,
+        invalid=1,
+        cards=1,
+    )
+    assert demo.describe_stream(stream) == (
+        "synthetic stream: 1 transaction for 1 card, 1 redelivered duplicate, "
+        "1 invalid payload, 1 injected incident"
+    )
+
+
+@pytest.mark.parametrize(
+    ("score", "counts"),
+    [
+        (
+            demo.LabelScore(1, 1, 1, 1, 1),
+            "(1 of 1 detection is injected fraud), incident recall 100% (1 of 1)",
+        ),
+        (
+            demo.LabelScore(26, 1, 45, 12, 1),
+            "(1 of 26 detections is injected fraud), incident recall 8% (1 of 12)",
+        ),
+        (
+            demo.LabelScore(26, 20, 45, 12, 12),
+            "(20 of 26 detections are injected fraud), incident recall 100% (12 of 12)",
+        ),
+        (
+            demo.LabelScore(0, 0, 45, 12, 0),
+            "(0 of 0 detections are injected fraud), incident recall 0% (0 of 12)",
+        ),
+    ],
+)
+def test_describe_labels_counts(score, counts):
+    assert counts in demo.describe_labels(score)
 
 
 def test_every_kind_is_injected_after_warmup():

@@ -93,7 +93,16 @@ def test_valid_options_parse_types():
         ({"vertex_endpoint": None}, "--vertex_endpoint is missing"),
         ({"bigtable_table": None}, "--bigtable_instance and --bigtable_table go together"),
         ({"anomaly_threshold": "1.5"}, "--anomaly_threshold=1.5 is out of range"),
-        ({"triage_max_per_second": "0"}, "--triage_max_per_second=0.0 must be positive"),
+        (
+            {"triage_max_per_second": "0"},
+            "--triage_max_per_second 0.0 is invalid; pass a finite number above 0, "
+            "or use --triage_handler=none to turn triage off",
+        ),
+        (
+            {"triage_max_per_second": "0", "triage_handler": "none", "vertex_endpoint": None},
+            "--triage_max_per_second 0.0 is invalid; pass a finite number above 0 or omit it, "
+            "because --triage_handler=none makes no triage calls",
+        ),
     ],
 )
 def test_invalid_options_name_the_flag(changes, message):

@@ -132,6 +132,26 @@ def test_cli_unknown_triage_exits_2(mixed_input, tmp_path, capsys):
     assert "invalid choice: 'gpt'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("triage_rate", "fix"),
+    [
+        (("none", "0"), "pass a finite number above 0 or omit it, because --triage none makes"),
+        (("none", "-1"), "pass a finite number above 0 or omit it, because --triage none makes"),
+        (("local", "0"), "pass a finite number above 0, or use --triage none to turn triage off"),
+        (("local", "nan"), "pass a finite number above 0, or use --triage none to turn triage"),
+    ],
+)
+def test_cli_bad_triage_rate_exits_2(mixed_input, tmp_path, capsys, triage_rate, fix):
+    triage, rate = triage_rate
+    output = tmp_path / "o"
+    argv = ["--input", str(mixed_input), "--output", str(output), "--triage", triage]
+    assert run_local.main([*argv, "--triage-max-per-second", rate]) == 2
+    error = capsys.readouterr().err
+    assert f"error: --triage-max-per-second {float(rate)!r} is invalid; " in error
+    assert fix in error
+    assert not output.exists()
+
+
 @pytest.mark.slow
 def test_nab_directory_with_labels(tmp_path, capsys):
     from tests.pipeline.test_sources import NAB_ROOT

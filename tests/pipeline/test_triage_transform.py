@@ -253,6 +253,22 @@ def test_config_rejects_bad_settings(kwargs, message):
         TriageConfig(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("handler", "fix"),
+    [
+        ("none", "omit it, because triage handler 'none' makes no triage calls"),
+        ("local", "or use triage handler 'none' to turn triage off"),
+        ("vertex", "or use triage handler 'none' to turn triage off"),
+    ],
+)
+def test_config_rate_fix_fits_handler(handler, fix):
+    with pytest.raises(ValueError, match=r"triage max_per_second 0\.0 is invalid") as error:
+        TriageConfig(handler=handler, vertex_endpoint=ENDPOINT, max_per_second=0.0)
+    message = str(error.value)
+    assert message.startswith("triage max_per_second 0.0 is invalid; pass a finite number above 0")
+    assert message.endswith(fix)
+
+
 def test_config_passes_local_settings():
     config = TriageConfig(
         handler="local",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +13,10 @@ import pytest
 
 from policies import gate
 from policies.inputs import name_from_urn, resources_from_preview, stack_from_urn
+from policies.rules import ALL_RULES
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
 UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 
@@ -252,6 +257,64 @@ def test_list_policies(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert len(out.splitlines()) >= 30
     assert "[config: cmekRequired]" in out
+
+
+def test_list_policies_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_gate(capsys, "--list", "--format", "json")
+    policies = json.loads(out)["policies"]
+    assert code == 0
+    assert [policy["name"] for policy in policies] == [rule.name for rule in ALL_RULES]
+    assert set(policies[0]) == {"name", "enforcement", "severity", "description", "settings"}
+    cmek = next(policy for policy in policies if policy["name"] == "pubsub-topic-cmek")
+    assert cmek["settings"] == ["cmekRequired"]
+
+
+@pytest.mark.parametrize("option", ["--environment", "--policy-config"])
+def test_list_rejects_config_options(capsys: pytest.CaptureFixture[str], option: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        gate.main(["--list", option, "dev"])
+    assert exit_info.value.code == 2
+    assert "--environment and --policy-config have no effect with --list" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--list"],
+        ["--list", "--format", "json"],
+        ["--preview-json", str(FIXTURES / "preview_fail.json")],
+    ],
+    ids=["list", "list-json", "report"],
+)
+def test_closed_pipe_exits_quietly(argv: list[str]) -> None:
+    # A pipe whose reader is already gone, as after `| head -1` has read its line.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "policies.gate", *argv],
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == gate.EXIT_BROKEN_PIPE == 141
+
+
+def test_table_counts_singular(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    steps = json.loads((FIXTURES / "preview_fail.json").read_text(encoding="utf-8"))["steps"]
+    bucket = [step for step in steps if step["urn"].endswith("::archive")]
+    preview = write(tmp_path, "preview.json", {"steps": bucket})
+    code, out, _ = run_gate(capsys, "--preview-json", preview)
+    assert code == 1
+    assert f"1 violation (1 mandatory) in 1 resource from {preview};" in out
 
 
 def test_preview_skips_deletes() -> None:
