@@ -119,8 +119,8 @@ def _beam_zscore(records: PCollection[bytes], feature: str) -> list[PCollection[
 
 
 def _parse_score(records: PCollection[bytes], feature: str) -> list[PCollection[Any]]:
-    # bounded_input=True as in pipeline.run_local, because the input is a finite file.
-    parsed = records | "ParseEvents" >> ParseEvents()
+    # The settings of pipeline.run_local (through build_core) for a finite file.
+    parsed = records | "ParseEvents" >> ParseEvents(event_timestamps=False)
     scored = parsed[parse.EVENTS] | "Score" >> ScoreEvents(ScoringConfig(bounded_input=True))
     return [scored[scoring.SCORED], parsed[parse.DEAD_LETTERS], scored[scoring.DEAD_LETTERS]]
 

@@ -14,11 +14,9 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.pvalue import DoOutputsTuple, PCollection, TaggedOutput
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
-from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Duration
 
 from pipeline import metrics
-from pipeline.coders import to_micros
 from pipeline.records import Event
 
 EVENTS: Final = "events"
@@ -72,8 +70,9 @@ class _FirstOfGroupDoFn(beam.DoFn):  # type: ignore[misc]
         if len(ordered) > 1:
             # The grouping loses arrival order, so the kept copy is chosen by content.
             ordered.sort(key=lambda event: (event.event_time, event.to_json_line()))
-        first = ordered[0]
-        yield TimestampedValue(first, Timestamp(micros=to_micros(first.event_time)))
+        # Bounded scoring groups by entity without timers, so the event keeps the
+        # GroupByKey's timestamp rather than its event_time.
+        yield ordered[0]
         for _ in ordered[1:]:
             self._duplicates.inc()
             yield TaggedOutput(DUPLICATES, event_id)

@@ -81,15 +81,20 @@ way, each bin with ``season_half_life_visits`` counted in values seen in that bi
 
 State is 7 numbers per feature, plus ``2 * season_bins + 3`` once timed events arrive
 (58 in all with the default 24 bins), for at most ``max_features`` features per entity.
-The update is O(features + season_bins) per event, because the bins are copied.
+The update is O(features) per event. `Detector.score_events` copies the bins once per
+call, so scoring a run of events in one call costs less than one call per event.
 """
+
+# The scoring loop writes max and min as comparisons, because a call per value costs more.
+# ruff: noqa: PLR1730
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
@@ -255,11 +260,138 @@ class Score:
     suppressed: bool = False
 
 
+# Microseconds, the unit of the event times that Detector.score_events takes.
+MICROS_PER_SECOND = 1_000_000
+MICROS_PER_DAY = SECONDS_PER_DAY * MICROS_PER_SECOND
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+# A feature's baseline at one event: (value, expected, scale, count, z, daily), the
+# fields of FeatureScore before the tail calibration.
+_Baseline = tuple[float, float, float, int, float, bool]
+
+
+class _Column:
+    """One feature's values in a run of events, and what the detector made of each.
+
+    `events` and `values` list the feature's occurrences in event order (`events` is a
+    range when the feature occurs in every event). For each
+    occurrence `baselines` contains the baseline before the update (None for the
+    feature's first value ever) and `calibrated` the calibrated z-score (None while
+    the feature is not warm). `final` is the feature's state after the run, without
+    the suppression fields, which depend on the other features.
+    """
+
+    __slots__ = ("baselines", "calibrated", "events", "final", "initial", "values")
+
+    def __init__(self, initial: FeatureState | None, events: list[int] | range) -> None:
+        self.initial = initial
+        self.events = events
+        self.values: list[float] = []
+        self.baselines: list[_Baseline | None] = []
+        self.calibrated: list[float | None] = []
+        self.final: FeatureState | None = None
+
+
+class SeriesScores:
+    """The detector's verdicts on a run of one entity's events, one item per event.
+
+    `anomaly_scores`, `anomalies` and `suppressed` are per event, in the order scored.
+    `score(index)` builds the full Score of one event, baseline included, which the
+    pipeline needs only for the anomalies.
+    """
+
+    __slots__ = (
+        "_columns",
+        "_detector",
+        "_features",
+        "_untracked",
+        "anomalies",
+        "anomaly_scores",
+        "suppressed",
+    )
+
+    def __init__(
+        self,
+        detector: Detector,
+        features: Sequence[Mapping[str, float]],
+        columns: dict[str, _Column],
+        untracked: dict[int, int],
+    ) -> None:
+        count = len(features)
+        self._detector = detector
+        self._features = features
+        self._columns = columns
+        self._untracked = untracked
+        self.anomaly_scores: list[float] = [0.0] * count
+        self.anomalies: list[bool] = [False] * count
+        self.suppressed: list[bool] = [False] * count
+
+    def __len__(self) -> int:
+        return len(self.anomaly_scores)
+
+    @property
+    def untracked_features(self) -> int:
+        """New features ignored over all events, because the state was full."""
+        return sum(self._untracked.values())
+
+    def calibrated_z(self, index: int) -> dict[str, float]:
+        """Return the calibrated z-score of each warm feature of event `index`."""
+        warm: dict[str, float] = {}
+        for name in self._features[index]:
+            column = self._columns.get(name)
+            if column is None:
+                continue
+            z_cal = column.calibrated[bisect_left(column.events, index)]
+            if z_cal is not None:
+                warm[name] = z_cal
+        return warm
+
+    def score(self, index: int) -> Score:
+        """Return the Score of event `index`, with each feature's baseline in name order."""
+        features: list[FeatureScore] = []
+        squash = self._detector._squash
+        for name in sorted(self._features[index]):
+            column = self._columns.get(name)
+            if column is None:
+                continue
+            occurrence = bisect_left(column.events, index)
+            baseline = column.baselines[occurrence]
+            if baseline is None:
+                continue
+            value, expected, scale, count, z, daily = baseline
+            z_cal = column.calibrated[occurrence]
+            features.append(
+                FeatureScore(
+                    feature=name,
+                    value=value,
+                    mean=expected,
+                    std=scale,
+                    count=count,
+                    z=z,
+                    score=0.0 if z_cal is None else squash(z_cal),
+                    daily=daily,
+                )
+            )
+        return Score(
+            anomaly_score=self.anomaly_scores[index],
+            is_anomaly=self.anomalies[index],
+            features=tuple(features),
+            untracked_features=self._untracked.get(index, 0),
+            suppressed=self.suppressed[index],
+        )
+
+
 class Detector:
     """Scores events against per-entity state and returns the updated state.
 
     The detector stores only its configuration, and the caller keeps each entity's state.
     One detector therefore serves every entity, in a Beam stateful DoFn or in a test.
+
+    `score_events` scores a run of one entity's events in one pass, feature by feature:
+    a feature's z-scores depend only on its own history, so each feature's values are
+    scored in a tight loop, and only the combination and the suppression look across
+    features. Scoring a run in one call or in pieces gives the same scores and state.
     """
 
     name = DETECTOR_NAME
@@ -286,65 +418,12 @@ class Detector:
         """Score one event's features against `state`; return the score and the new state.
 
         `event_time` enables the daily profile. Pass it for every event of an entity or
-        for none, because the profile only learns from timed events.
+        for none, because the profile only learns from timed events. A naive datetime
+        is taken as UTC.
         """
-        config = self.config
-        new_state = dict(state)
-        season_bin = self._season_bin(event_time)
-        day = _utc_day(event_time)
-        feature_scores: list[FeatureScore] = []
-        warm: dict[str, float] = {}
-        untracked = 0
-
-        for name in sorted(features):
-            value = float(features[name])
-            previous = state.get(name)
-            if previous is None:
-                if len(new_state) >= config.max_features:
-                    untracked += 1
-                    continue
-                first = _new_feature(value)
-                new_state[name] = self._update(
-                    first, value, season_bin, day, z=None, level_scale=self._level_scale(first)
-                )
-                continue
-
-            z, expected, scale, daily, level_scale = self._deviation(
-                previous, value, season_bin, day
-            )
-            feature_score = 0.0
-            if previous.count >= config.warmup_events:
-                z_cal = self._calibrate(previous, z)
-                warm[name] = z_cal
-                feature_score = self._squash(z_cal)
-            feature_scores.append(
-                FeatureScore(
-                    feature=name,
-                    value=value,
-                    mean=expected,
-                    std=scale,
-                    count=previous.count,
-                    z=z,
-                    score=feature_score,
-                    daily=daily,
-                )
-            )
-            new_state[name] = self._update(
-                previous, value, season_bin, day, z=z, level_scale=level_scale
-            )
-
-        anomaly_score = self._combine(list(warm.values()))
-        is_anomaly, suppressed = self._decide(state, new_state, warm, anomaly_score)
-        return (
-            Score(
-                anomaly_score=anomaly_score,
-                is_anomaly=is_anomaly,
-                features=tuple(feature_scores),
-                untracked_features=untracked,
-                suppressed=suppressed,
-            ),
-            new_state,
-        )
+        moment = None if event_time is None else to_micros(event_time)
+        scores, new_state = self.score_events(state, [features], [moment])
+        return scores.score(0), new_state
 
     def score_series(
         self,
@@ -361,231 +440,408 @@ class Detector:
                 f"event_times has {len(event_times)} items for {len(events)} events; "
                 "pass one time per event or none"
             )
-        state: dict[str, FeatureState] = {}
-        scores: list[Score] = []
-        for index, features in enumerate(events):
-            moment = event_times[index] if event_times is not None else None
-            score, state = self.score(state, features, moment)
-            scores.append(score)
-        return scores
-
-    def _season_bin(self, event_time: datetime | None) -> int | None:
-        # NOTE: bins are in UTC, so a cycle that follows local time with daylight saving
-        # moves by one bin twice a year until the bins relearn it.
-        bins = self.config.season_bins
-        if event_time is None or bins == 0:
-            return None
-        if event_time.tzinfo is not None:
-            event_time = event_time.astimezone(UTC)
-        seconds = event_time.hour * 3600 + event_time.minute * 60 + event_time.second
-        return seconds * bins // SECONDS_PER_DAY
-
-    def _level_scale(self, feature: FeatureState) -> float:
-        config = self.config
-        return max(
-            math.sqrt(feature.var),
-            feature.spread,
-            config.min_std,
-            config.relative_min_std * abs(feature.mean),
+        moments: list[int | None] = (
+            [to_micros(moment) for moment in event_times]
+            if event_times is not None
+            else [None] * len(events)
         )
+        scores, _ = self.score_events({}, events, moments)
+        return [scores.score(index) for index in range(len(scores))]
 
-    def _daily_scale(self, feature: FeatureState, season_bin: int) -> float:
-        config = self.config
-        return max(
-            math.sqrt(feature.season_var),
-            config.min_std,
-            config.relative_min_std * abs(feature.season_mean[season_bin]),
-        )
-
-    def _deviation(
-        self, feature: FeatureState, value: float, season_bin: int | None, day: int | None
-    ) -> tuple[float, float, float, bool, float]:
-        """Return (z, expected, scale, daily, level_scale) of `value` before the update.
-
-        `expected` and `scale` are the level baseline's, or the profile bin's when `daily`
-        is set. `level_scale` is always the level baseline's, which the update needs.
-        """
-        scale = self._level_scale(feature)
-        level = (abs(value - feature.mean) / scale, feature.mean, scale, False, scale)
-        if season_bin is None or day is None or not self._profile_ready(feature, season_bin):
-            return level
-        # Within the first UTC day a bin holds only that day's recent values, a
-        # short moving mean rather than a daily profile, whose small residuals
-        # would flag ordinary noise.
-        if day <= feature.season_first_day:
-            return level
-        if feature.season_var >= feature.var:
-            return level
-        expected = feature.season_mean[season_bin]
-        daily_scale = self._daily_scale(feature, season_bin)
-        return abs(value - expected) / daily_scale, expected, daily_scale, True, scale
-
-    def _profile_ready(self, feature: FeatureState, season_bin: int) -> bool:
-        return (
-            len(feature.season_count) == self.config.season_bins
-            and feature.season_count[season_bin] >= 2
-            and feature.season_residuals >= self.config.warmup_events
-        )
-
-    def _calibrate(self, feature: FeatureState, z: float) -> float:
-        z0 = self._tail_z0
-        if z0 == 0.0 or feature.tail_z <= z0:
-            return z
-        return z * z0 / feature.tail_z
-
-    def _update(
+    def score_events(
         self,
-        feature: FeatureState,
-        value: float,
-        season_bin: int | None,
-        day: int | None,
-        *,
-        z: float | None,
-        level_scale: float,
-    ) -> FeatureState:
-        """Return `feature` after `value`.
+        state: EntityState,
+        features: Sequence[Mapping[str, float]],
+        event_times: Sequence[int | None],
+    ) -> tuple[SeriesScores, dict[str, FeatureState]]:
+        """Score one entity's events, already in event-time order, starting from `state`.
 
-        `z` is the value's z-score before calibration, None for the feature's first value.
-        `level_scale` is the level baseline's scale before the update.
+        `features` has each event's features, and `event_times` each event's time in
+        microseconds since the Unix epoch, or None for an event without a time. Returns
+        the per-event scores and the state after the last event. `state` is left
+        unchanged.
         """
-        # `b if b > a else a` is max(a, b) and `b if b < a else a` is min(a, b), with the
-        # same result for ties and NaN but without a function call, because this runs
-        # per feature per event.
-        config = self.config
-        count = feature.count
-        warm = count >= config.warmup_events
-        first_weight = 1.0 / (count + 1)
-
-        alpha = self._alpha
-        weight = first_weight if first_weight > alpha else alpha
-        step = value - feature.mean
-        if warm:
-            limit = config.clip_z * level_scale
-            step = -limit if -limit > step else step
-            step = limit if limit < step else step
-        mean = feature.mean + weight * step
-        var = (1.0 - weight) * (feature.var + weight * step * step)
-
-        spread = feature.spread
-        if z is not None:
-            spread_alpha = self._spread_alpha
-            spread_weight = first_weight if first_weight > spread_alpha else spread_alpha
-            spread += spread_weight * (abs(value - feature.mean) - spread)
-
-        tail_z = feature.tail_z
-        z0 = self._tail_z0
-        if warm and z is not None and z0 > 0.0:
-            tail_z = z0 if z0 > tail_z else tail_z
-            tail_z *= self._tail_up if z > tail_z else self._tail_down
-            tail_z = z0 if z0 > tail_z else tail_z
-
-        season_mean = feature.season_mean
-        season_count = feature.season_count
-        season_var = feature.season_var
-        season_residuals = feature.season_residuals
-        season_first_day = feature.season_first_day
-        if season_bin is not None:
-            if season_first_day < 0 and day is not None:
-                season_first_day = day
-            season_mean, season_count, season_var, season_residuals = self._update_profile(
-                feature, value, season_bin
+        if len(event_times) != len(features):
+            raise ValueError(
+                f"event_times has {len(event_times)} items for {len(features)} events; "
+                "pass one time (or None) per event"
             )
+        columns, untracked = self._columns(state, features)
+        scores = SeriesScores(self, features, columns, untracked)
+        season_bins, days = self._times(event_times)
+        best = [0.0] * len(features)
+        tested = [0] * len(features)
+        for column in columns.values():
+            self._score_column(column, season_bins, days, best, tested)
+        quiet, alarm_z = self._decide_all(state, features, columns, scores, best, tested)
 
-        quiet_events = feature.quiet_events - 1
-        return FeatureState(
-            count=count + 1,
+        new_state = dict(state)
+        for name, column in columns.items():
+            final = column.final
+            assert final is not None  # _score_column sets it
+            new_state[name] = replace(
+                final, quiet_events=quiet.get(name, 0), alarm_z=alarm_z.get(name, 0.0)
+            )
+        return scores, new_state
+
+    def _columns(
+        self, state: EntityState, events: Sequence[Mapping[str, float]]
+    ) -> tuple[dict[str, _Column], dict[int, int]]:
+        """Split the events into one column per tracked feature; count untracked ones.
+
+        A new feature is tracked while the entity has fewer than `max_features`. When one
+        event brings several new features, they are admitted in name order.
+        """
+        uniform = self._uniform_columns(state, events)
+        if uniform is not None:
+            return uniform, {}
+        columns: dict[str, _Column] = {}
+        untracked: dict[int, int] = {}
+        tracked = len(state)
+        capacity = self.config.max_features
+        for index, features in enumerate(events):
+            if columns.keys() >= features.keys():
+                for name, value in features.items():
+                    column = columns[name]
+                    column.events.append(index)  # type: ignore[union-attr]
+                    column.values.append(float(value))
+                continue
+            for name in sorted(features):
+                known = columns.get(name)
+                if known is None:
+                    previous = state.get(name)
+                    if previous is None:
+                        if tracked >= capacity:
+                            untracked[index] = untracked.get(index, 0) + 1
+                            continue
+                        tracked += 1
+                    known = columns[name] = _Column(previous, [])
+                known.events.append(index)  # type: ignore[union-attr]
+                known.values.append(float(features[name]))
+        return columns, untracked
+
+    def _uniform_columns(
+        self, state: EntityState, events: Sequence[Mapping[str, float]]
+    ) -> dict[str, _Column] | None:
+        """Return the columns when every event has the same features and all fit, else None.
+
+        This is the common case, and it needs one list per feature and no per-event
+        bookkeeping.
+        """
+        if not events:
+            return {}
+        names = events[0].keys()
+        if any(features.keys() != names for features in events):
+            return None
+        new_features = sum(1 for name in names if name not in state)
+        if len(state) + new_features > self.config.max_features:
+            return None
+        positions = range(len(events))
+        columns: dict[str, _Column] = {}
+        for name in names:
+            column = _Column(state.get(name), positions)
+            column.values = [float(features[name]) for features in events]
+            columns[name] = column
+        return columns
+
+    def _times(
+        self, event_times: Sequence[int | None]
+    ) -> tuple[list[int | None] | None, list[int | None]]:
+        """Return each event's daily profile bin and UTC day number (None without time).
+
+        The bins are None as a whole when the profile is off or no event has a time.
+        """
+        bins = self.config.season_bins
+        if bins == 0 or all(micros is None for micros in event_times):
+            return None, []
+        season_bins: list[int | None] = []
+        days: list[int | None] = []
+        for micros in event_times:
+            if micros is None:
+                season_bins.append(None)
+                days.append(None)
+                continue
+            # NOTE: bins are in UTC, so a cycle that follows local time with daylight
+            # saving moves by one bin twice a year until the bins relearn it.
+            seconds = micros // MICROS_PER_SECOND
+            season_bins.append(seconds % SECONDS_PER_DAY * bins // SECONDS_PER_DAY)
+            days.append(micros // MICROS_PER_DAY)
+        return season_bins, days
+
+    def _score_column(  # noqa: PLR0912, PLR0915 (one loop, kept flat for speed)
+        self,
+        column: _Column,
+        season_bins: list[int | None] | None,
+        days: list[int | None],
+        best: list[float],
+        tested: list[int],
+    ) -> None:
+        """Score one feature's values in order, then store its final state on the column.
+
+        Fills the column's baselines and calibrated z-scores, and raises `best[i]` to
+        the largest calibrated z-score of event i while counting its warm features in
+        `tested[i]`. The arithmetic is that of the method in the module docstring.
+        """
+        config = self.config
+        warmup = config.warmup_events
+        clip_z = config.clip_z
+        min_std = config.min_std
+        relative_min_std = config.relative_min_std
+        bins = config.season_bins
+        alpha = self._alpha
+        spread_alpha = self._spread_alpha
+        season_alpha = self._season_alpha
+        z0 = self._tail_z0
+        tail_up = self._tail_up
+        tail_down = self._tail_down
+        sqrt = math.sqrt
+
+        initial = column.initial
+        first = initial is None
+        if initial is None:
+            initial = _new_feature(0.0)
+        count = initial.count
+        mean = initial.mean
+        var = initial.var
+        spread = initial.spread
+        tail_z = initial.tail_z
+        means = list(initial.season_mean) if initial.season_mean else None
+        counts = list(initial.season_count) if initial.season_count else None
+        season_var = initial.season_var
+        residuals = initial.season_residuals
+        first_day = initial.season_first_day
+        # The profile can replace the level only when its bins match the configuration.
+        profile_sized = counts is not None and len(counts) == bins
+
+        add_baseline = column.baselines.append
+        add_calibrated = column.calibrated.append
+        # `if b > a: a = b` is a = max(a, b), and its mirror min, with the same result
+        # for ties and NaN but without a function call, because this runs per feature
+        # per event.
+        for index, value in zip(column.events, column.values, strict=True):
+            season_bin = None if season_bins is None else season_bins[index]
+            if first:
+                # The state before a feature's first value: that value as the mean.
+                mean = value
+            level_scale = sqrt(var)
+            if spread > level_scale:
+                level_scale = spread
+            if min_std > level_scale:
+                level_scale = min_std
+            relative = relative_min_std * abs(mean)
+            if relative > level_scale:
+                level_scale = relative
+            warm = count >= warmup
+
+            z = 0.0
+            if first:
+                add_baseline(None)
+                add_calibrated(None)
+            else:
+                z = abs(value - mean) / level_scale
+                expected = mean
+                scale = level_scale
+                daily = False
+                # The profile replaces the level once its bin has two values, it has
+                # `warmup` residuals, the event is on a later UTC day than the first
+                # timed one, and it predicts better than the level does. Within the
+                # first day a bin holds only that day's recent values, a short moving
+                # mean whose small residuals would flag ordinary noise.
+                if (
+                    profile_sized
+                    and season_bin is not None
+                    and counts[season_bin] >= 2  # type: ignore[index]
+                    and residuals >= warmup
+                    and season_var < var
+                    and days[index] > first_day  # type: ignore[operator]
+                ):
+                    expected = means[season_bin]  # type: ignore[index]
+                    scale = sqrt(season_var)
+                    if min_std > scale:
+                        scale = min_std
+                    relative = relative_min_std * abs(expected)
+                    if relative > scale:
+                        scale = relative
+                    z = abs(value - expected) / scale
+                    daily = True
+                add_baseline((value, expected, scale, count, z, daily))
+                if warm:
+                    z_cal = z if z0 == 0.0 or tail_z <= z0 else z * z0 / tail_z
+                    add_calibrated(z_cal)
+                    if z_cal > best[index]:
+                        best[index] = z_cal
+                    tested[index] += 1
+                else:
+                    add_calibrated(None)
+
+            # Level baseline: a Huber-type exponentially weighted mean and variance.
+            first_weight = 1.0 / (count + 1)
+            weight = first_weight if first_weight > alpha else alpha
+            step = value - mean
+            if warm:
+                limit = clip_z * level_scale
+                if -limit > step:
+                    step = -limit
+                if limit < step:
+                    step = limit
+            previous_mean = mean
+            mean = mean + weight * step
+            var = (1.0 - weight) * (var + weight * step * step)
+
+            if not first:
+                spread_weight = first_weight if first_weight > spread_alpha else spread_alpha
+                spread += spread_weight * (abs(value - previous_mean) - spread)
+                if warm and z0 > 0.0:
+                    if z0 > tail_z:
+                        tail_z = z0
+                    tail_z *= tail_up if z > tail_z else tail_down
+                    if z0 > tail_z:
+                        tail_z = z0
+
+            if season_bin is not None:
+                day = days[index]
+                if first_day < 0 and day is not None:
+                    first_day = day
+                if means is None or counts is None:
+                    means = [0.0] * bins
+                    counts = [0] * bins
+                    profile_sized = True
+                bin_mean = means[season_bin]
+                bin_count = counts[season_bin]
+                # Both clips use the bin's scale before the update.
+                clipped = bin_count > 0 and residuals >= warmup
+                season_limit = 0.0
+                if clipped:
+                    season_scale = sqrt(season_var)
+                    if min_std > season_scale:
+                        season_scale = min_std
+                    relative = relative_min_std * abs(bin_mean)
+                    if relative > season_scale:
+                        season_scale = relative
+                    season_limit = clip_z * season_scale
+                if bin_count > 0:
+                    residual = value - bin_mean
+                    residual_weight = 1.0 / (residuals + 1)
+                    if alpha > residual_weight:
+                        residual_weight = alpha
+                    if clipped:
+                        if -season_limit > residual:
+                            residual = -season_limit
+                        if season_limit < residual:
+                            residual = season_limit
+                    season_var = (1.0 - residual_weight) * (
+                        season_var + residual_weight * residual * residual
+                    )
+                    residuals += 1
+                bin_weight = 1.0 / (bin_count + 1)
+                if season_alpha > bin_weight:
+                    bin_weight = season_alpha
+                bin_step = value - bin_mean
+                if clipped and bin_count >= 2 and profile_sized:
+                    # Clipped like the level once the profile is ready, so one outlier
+                    # does not distort its bin for days.
+                    if -season_limit > bin_step:
+                        bin_step = -season_limit
+                    if season_limit < bin_step:
+                        bin_step = season_limit
+                means[season_bin] = bin_mean + bin_weight * bin_step
+                counts[season_bin] = bin_count + 1
+
+            count += 1
+            first = False
+
+        column.final = FeatureState(
+            count=count,
             mean=mean,
             var=var,
             spread=spread,
             tail_z=tail_z,
-            quiet_events=quiet_events if quiet_events > 0 else 0,
-            alarm_z=feature.alarm_z,
-            season_mean=season_mean,
-            season_count=season_count,
+            season_mean=tuple(means) if means is not None else (),
+            season_count=tuple(counts) if counts is not None else (),
             season_var=season_var,
-            season_residuals=season_residuals,
-            season_first_day=season_first_day,
+            season_residuals=residuals,
+            season_first_day=first_day,
         )
 
-    def _update_profile(
-        self, feature: FeatureState, value: float, season_bin: int
-    ) -> tuple[tuple[float, ...], tuple[int, ...], float, int]:
-        """Return the profile fields of `feature` after `value` in `season_bin`.
-
-        The result is (season_mean, season_count, season_var, season_residuals).
-        """
-        config = self.config
-        bins = config.season_bins
-        means = list(feature.season_mean) if feature.season_mean else [0.0] * bins
-        counts = list(feature.season_count) if feature.season_count else [0] * bins
-        bin_mean = means[season_bin]
-        bin_count = counts[season_bin]
-        season_var = feature.season_var
-        residuals = feature.season_residuals
-        # Both clips below use the bin's scale before the update, so it is computed once.
-        # The conditional expressions are max and min written out, as in _update.
-        clipped = bin_count > 0 and residuals >= config.warmup_events
-        limit = config.clip_z * self._daily_scale(feature, season_bin) if clipped else 0.0
-
-        if bin_count > 0:
-            residual = value - bin_mean
-            alpha = self._alpha
-            first_weight = 1.0 / (residuals + 1)
-            weight = first_weight if first_weight > alpha else alpha
-            if clipped:
-                residual = -limit if -limit > residual else residual
-                residual = limit if limit < residual else residual
-            season_var = (1.0 - weight) * (season_var + weight * residual * residual)
-            residuals += 1
-
-        season_alpha = self._season_alpha
-        first_bin_weight = 1.0 / (bin_count + 1)
-        bin_weight = first_bin_weight if first_bin_weight > season_alpha else season_alpha
-        bin_step = value - bin_mean
-        if clipped and bin_count >= 2 and len(counts) == bins:
-            # Clipped like the level once the profile is ready (see _profile_ready), so one
-            # outlier does not distort its bin for days.
-            bin_step = -limit if -limit > bin_step else bin_step
-            bin_step = limit if limit < bin_step else bin_step
-        means[season_bin] = bin_mean + bin_weight * bin_step
-        counts[season_bin] = bin_count + 1
-        return tuple(means), tuple(counts), season_var, residuals
-
-    def _decide(
+    def _decide_all(  # noqa: PLR0917 (the parts of one scoring pass)
         self,
         state: EntityState,
-        new_state: dict[str, FeatureState],
-        warm: Mapping[str, float],
-        anomaly_score: float,
-    ) -> tuple[bool, bool]:
-        """Apply the threshold and the suppression; start intervals in `new_state`.
+        events: Sequence[Mapping[str, float]],
+        columns: dict[str, _Column],
+        scores: SeriesScores,
+        best: list[float],
+        tested: list[int],
+    ) -> tuple[dict[str, int], dict[str, float]]:
+        """Combine each event's features, apply the threshold and the suppression.
 
-        Returns (is_anomaly, suppressed).
+        Fills `scores`; returns each feature's events left in its suppression interval
+        (only those above 0) and the calibrated z-score that started the interval.
         """
         config = self.config
-        if anomaly_score < config.threshold:
-            return False, False
-        # A feature triggers when its own calibrated z-score, corrected for the k features
-        # tested, reaches the threshold, since the score is that of the largest z-score.
-        k = len(warm)
-        triggering = {
+        threshold = config.threshold
+        refractory = config.refractory_events
+        quiet = {
+            name: state[name].quiet_events
+            for name in columns
+            if name in state and state[name].quiet_events > 0
+        }
+        alarm_z = {name: state[name].alarm_z for name in columns if name in state}
+        anomaly_scores = scores.anomaly_scores
+        # _combine_largest written out, because this loop runs per event. log_tested[k] is
+        # ln k for an event with k warm features.
+        log_tested = [0.0] + [math.log(warm_count) for warm_count in range(1, len(columns) + 1)]
+        z0 = config.score_scale_z
+        sqrt = math.sqrt
+        inf = math.inf
+        for index, warm_count in enumerate(tested):
+            if not warm_count:
+                continue
+            largest = best[index]
+            if largest == inf:
+                anomaly_score = 1.0
+            else:
+                adjusted_sq = largest * largest - 2.0 * log_tested[warm_count]
+                z = sqrt(adjusted_sq if adjusted_sq > 0.0 else 0.0)
+                anomaly_score = 1.0 if z == inf else z * z / (z * z + z0 * z0)
+            anomaly_scores[index] = anomaly_score
+            new_alarms: dict[str, float] = {}
+            if anomaly_score >= threshold:
+                new_alarms = self._new_alarms(scores.calibrated_z(index), quiet, alarm_z)
+                scores.anomalies[index] = bool(new_alarms)
+                scores.suppressed[index] = not new_alarms
+            # A feature in its suppression interval has raised an alarm, so it is warm
+            # whenever it occurs: events without warm features never need this.
+            if quiet:
+                features = events[index]
+                for name in [name for name in quiet if name in features]:
+                    if quiet[name] > 1:
+                        quiet[name] -= 1
+                    else:
+                        del quiet[name]
+            if refractory > 0:
+                for name, z_cal in new_alarms.items():
+                    quiet[name] = refractory
+                    alarm_z[name] = z_cal
+        return quiet, alarm_z
+
+    def _new_alarms(
+        self, warm: Mapping[str, float], quiet: Mapping[str, int], alarm_z: Mapping[str, float]
+    ) -> dict[str, float]:
+        """Return the features of an event over the threshold that start an alarm.
+
+        A feature triggers when its own calibrated z-score, corrected for the k features
+        tested, reaches the threshold, since the score is that of the largest z-score.
+        It starts an alarm unless it is in its suppression interval and not larger than
+        the z-score that started that interval.
+        """
+        threshold = self.config.threshold
+        tested = len(warm)
+        return {
             name: z_cal
             for name, z_cal in warm.items()
-            if self._combine([z_cal], k) >= config.threshold
+            if self._combine([z_cal], tested) >= threshold
+            and (quiet.get(name, 0) == 0 or z_cal > alarm_z.get(name, 0.0))
         }
-        new_alarms = {
-            name: z_cal
-            for name, z_cal in triggering.items()
-            if state[name].quiet_events == 0 or z_cal > state[name].alarm_z
-        }
-        if not new_alarms:
-            return False, True
-        if config.refractory_events > 0:
-            for name, z_cal in new_alarms.items():
-                new_state[name] = replace(
-                    new_state[name], quiet_events=config.refractory_events, alarm_z=z_cal
-                )
-        return True, False
 
     def _squash(self, z: float) -> float:
         if math.isinf(z):
@@ -597,19 +853,21 @@ class Detector:
         """Score the largest of `z_scores`, corrected for `tested` features (default: all)."""
         if not z_scores:
             return 0.0
-        largest = max(z_scores)
+        return self._combine_largest(max(z_scores), len(z_scores) if tested is None else tested)
+
+    def _combine_largest(self, largest: float, tested: int) -> float:
+        """Score the largest calibrated z-score of an event with `tested` warm features."""
         if math.isinf(largest):
             return 1.0
-        count = len(z_scores) if tested is None else tested
-        adjusted_sq = max(0.0, largest * largest - 2.0 * math.log(count))
-        return self._squash(math.sqrt(adjusted_sq))
+        adjusted_sq = largest * largest - 2.0 * math.log(tested)
+        return self._squash(math.sqrt(adjusted_sq if adjusted_sq > 0.0 else 0.0))
 
 
-def _utc_day(event_time: datetime | None) -> int | None:
-    """Return the number of whole UTC days since the POSIX epoch, or None without a time."""
-    if event_time is None:
-        return None
-    return int(event_time.timestamp() // SECONDS_PER_DAY)
+def to_micros(moment: datetime) -> int:
+    """Return a datetime as integer microseconds since the Unix epoch; naive means UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _ONE_MICROSECOND
 
 
 def _new_feature(value: float) -> FeatureState:

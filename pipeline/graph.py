@@ -50,9 +50,10 @@ class CoreOutputs:
 
 def build_core(records: PCollection[Any], settings: CoreSettings) -> CoreOutputs:
     """Apply the core stages to raw records (bytes, str, or reader DeadLetters)."""
-    parsed = records | "ParseEvents" >> ParseEvents()
+    bounded = settings.scoring.bounded_input
+    parsed = records | "ParseEvents" >> ParseEvents(event_timestamps=not bounded)
     unique = parsed[parse.EVENTS] | "Deduplicate" >> DeduplicateEvents(
-        settings.dedup_window_seconds, bounded_input=settings.scoring.bounded_input
+        settings.dedup_window_seconds, bounded_input=bounded
     )
     events = unique[dedup.EVENTS]
     dead_letters: list[PCollection[DeadLetter]] = [parsed[parse.DEAD_LETTERS]]

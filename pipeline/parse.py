@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Final
 
 import apache_beam as beam
@@ -24,31 +23,50 @@ DEAD_LETTERS: Final = "dead_letters"
 
 
 class _ParseDoFn(beam.DoFn):  # type: ignore[misc]
-    def __init__(self) -> None:
+    def __init__(self, event_timestamps: bool) -> None:
+        self._event_timestamps = event_timestamps
         self._events_in = Metrics.counter(metrics.NAMESPACE, metrics.EVENTS_IN)
         self._invalid = Metrics.counter(metrics.NAMESPACE, metrics.INVALID)
 
-    def process(self, record: bytes | str | DeadLetter) -> Iterator[Any]:
-        self._events_in.inc()
+    def start_bundle(self) -> None:
+        # Counted per bundle: a counter update per record would cost about as much as
+        # checking the record's timestamp.
+        self._records = 0
+
+    def process(self, record: bytes | str | DeadLetter) -> tuple[Any]:
+        self._records += 1
         # A reader may already have rejected the record (e.g. a malformed CSV row).
         result = record if isinstance(record, DeadLetter) else parse_or_dead_letter(record)
         if isinstance(result, DeadLetter):
             self._invalid.inc()
-            yield TaggedOutput(DEAD_LETTERS, result)
-            return
-        # Downstream timers work in event time, so the element carries the payload's time.
-        yield TimestampedValue(result, Timestamp(micros=to_micros(result.event_time)))
+            return (TaggedOutput(DEAD_LETTERS, result),)
+        if self._event_timestamps:
+            # Downstream timers work in event time, so the element carries the payload's time.
+            return (TimestampedValue(result, Timestamp(micros=to_micros(result.event_time))),)
+        return (result,)
+
+    def finish_bundle(self) -> None:
+        self._events_in.inc(self._records)
 
 
 class ParseEvents(beam.PTransform[PCollection[Any], DoOutputsTuple]):  # type: ignore[misc]
     """Parse payloads (bytes or str, or a DeadLetter from a reader) under the event contract.
 
-    Outputs (tags): EVENTS, each valid Event timestamped with its event_time;
-    DEAD_LETTERS, a DeadLetter (stage "parse", or the reader's stage) per invalid record.
+    Outputs (tags): EVENTS, each valid Event, timestamped with its event_time when
+    `event_timestamps` is set; DEAD_LETTERS, a DeadLetter (stage "parse", or the reader's
+    stage) per invalid record.
+
+    Streaming needs the event timestamps for its event-time timers. A bounded run scores
+    each entity's group without timers, so it passes `event_timestamps=False` and saves
+    the runner a window assignment per event.
     """
 
+    def __init__(self, *, event_timestamps: bool = True) -> None:
+        super().__init__()
+        self._event_timestamps = event_timestamps
+
     def expand(self, records: PCollection[Any]) -> DoOutputsTuple:
-        outputs: DoOutputsTuple = records | "Parse" >> beam.ParDo(_ParseDoFn()).with_outputs(
-            DEAD_LETTERS, main=EVENTS
-        )
+        outputs: DoOutputsTuple = records | "Parse" >> beam.ParDo(
+            _ParseDoFn(self._event_timestamps)
+        ).with_outputs(DEAD_LETTERS, main=EVENTS)
         return outputs

@@ -17,9 +17,11 @@ entity cannot be placed in order. Scoring it would make the results depend on ar
 order, so it goes to the dead letter with code ``late_event`` and can be replayed.
 
 Bounded input (a batch run over files) takes another path with the same order and the
-same scores: a GroupByKey per entity, then one sort and one pass of the detector over
-each entity's events in plain Python. Every event is then in its entity's group, so none
-is late, and no per-element state access is needed.
+same scores. Each bundle first collects its events per entity into one list, so the
+GroupByKey shuffles one element per entity and bundle instead of one per event. After
+the GroupByKey, each entity's events are sorted once and scored in one pass of the
+detector. Every event is then in its entity's group, so none is late, and no
+per-element state access is needed.
 """
 
 # Beam's DoFn and metric methods carry no annotations.
@@ -44,10 +46,13 @@ from apache_beam.transforms.userstate import (
     TimerSpec,
     on_timer,
 )
+from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline import metrics
-from pipeline.coders import EventTuple, event_from_tuple, event_to_tuple, to_micros
+from pipeline import columns, metrics
+from pipeline.coders import EventTuple, event_to_tuple, from_micros, to_micros
+from pipeline.columns import EntityColumns
 from pipeline.detector import (
     Detector,
     DetectorConfig,
@@ -75,6 +80,7 @@ STAGE: Final = "score"
 LATE_EVENT: Final = "late_event"
 
 _MICROS = 1_000_000
+_MICROS_PER_MILLI = 1_000
 
 
 @dataclass(frozen=True)
@@ -115,12 +121,6 @@ def _buffered_order(item: _Buffered) -> tuple[int, str]:
     return (item[0], item[1][0])
 
 
-def _event_order(event: Event) -> tuple[datetime, str]:
-    # Event times are aware datetimes with microsecond resolution, so they compare as
-    # their microseconds since the epoch do.
-    return (event.event_time, event.event_id)
-
-
 _BUFFER_SPEC = BagStateSpec("buffer", FastPrimitivesCoder())
 _DETECTOR_SPEC = ReadModifyWriteStateSpec("detector_state", PickleCoder())
 _LAST_SCORED_SPEC = ReadModifyWriteStateSpec("last_scored_micros", VarIntCoder())
@@ -149,21 +149,42 @@ class _ScoreOutputs:
         self._anomalies = Metrics.counter(metrics.NAMESPACE, metrics.ANOMALIES)
         self._untracked = Metrics.counter(metrics.NAMESPACE, metrics.UNTRACKED_FEATURES)
         self._lag = Metrics.distribution(metrics.NAMESPACE, metrics.EVENT_TIME_LAG_MS)
+        # Over files the lag would measure the age of the data, not the pipeline's delay.
+        self._measure_lag = not config.bounded_input
 
     def score_in_order(
-        self, state: dict[str, FeatureState], ordered: Iterable[Event]
+        self, state: dict[str, FeatureState], entity_id: str, ordered: EntityColumns
     ) -> Generator[Any, None, dict[str, FeatureState]]:
-        """Score events already in event-time order; yield the outputs, return the new state."""
-        detector = self.detector
-        scored = untracked = 0
-        for event in ordered:
-            score, state = detector.score(state, event.features, event.event_time)
-            scored += 1
-            untracked += score.untracked_features
-            yield from self._records(event, score)
-        self._scored.inc(scored)
-        if untracked:
-            self._untracked.inc(untracked)
+        """Score one entity's events, in event-time order; yield the outputs, return the state."""
+        event_ids, times, features, _ = ordered
+        scores, state = self.detector.score_events(state, features, times)
+        now = utc_now()
+        now_micros = to_micros(now)
+        name = self.detector.name
+        anomaly_scores = scores.anomaly_scores
+        anomalies = scores.anomalies
+        if self._measure_lag:
+            for micros in times:
+                self._lag.update((now_micros - micros) // _MICROS_PER_MILLI)
+        for index, micros in enumerate(times):
+            event_time = from_micros(micros)
+            yield ScoredEvent(
+                event_id=event_ids[index],
+                entity_id=entity_id,
+                event_time=event_time,
+                anomaly_score=anomaly_scores[index],
+                is_anomaly=anomalies[index],
+                detector=name,
+                scored_at=now,
+            )
+            if anomalies[index]:
+                self._anomalies.inc()
+                event = columns.event_at(ordered, entity_id, index)
+                detection = self._detection(event, scores.score(index), now)
+                yield TaggedOutput(DETECTIONS, detection)
+        self._scored.inc(len(times))
+        if scores.untracked_features:
+            self._untracked.inc(scores.untracked_features)
         return state
 
     def late_dead_letter(self, event: Event, frontier_micros: int) -> DeadLetter:
@@ -183,23 +204,6 @@ class _ScoreOutputs:
             stage=STAGE,
             event_id=event.event_id,
         )
-
-    def _records(self, event: Event, score: Score) -> Iterator[Any]:
-        now = utc_now()
-        self._lag.update(int((now - event.event_time).total_seconds() * 1000))
-        yield ScoredEvent(
-            event_id=event.event_id,
-            entity_id=event.entity_id,
-            event_time=event.event_time,
-            anomaly_score=score.anomaly_score,
-            is_anomaly=score.is_anomaly,
-            detector=self.detector.name,
-            scored_at=now,
-        )
-        if not score.is_anomaly:
-            return
-        self._anomalies.inc()
-        yield TaggedOutput(DETECTIONS, self._detection(event, score, now))
 
     def _detection(self, event: Event, score: Score, now: datetime) -> Detection:
         return Detection(
@@ -297,8 +301,10 @@ class OrderedScoringDoFn(beam.DoFn):  # type: ignore[misc]
             buffer.add(item)
 
         state = decode_state(detector_state.read())
-        events = (event_from_tuple(item[1]) for item in ready)
-        state = yield from self._outputs.score_in_order(state, events)
+        entity_id = ready[0][1][1]
+        state = yield from self._outputs.score_in_order(
+            state, entity_id, columns.from_buffered(ready)
+        )
         detector_state.write(encode_state(state))
         newest = ready[-1][0]
         last_scored.write(newest)
@@ -323,16 +329,39 @@ class OrderedScoringDoFn(beam.DoFn):  # type: ignore[misc]
             _LOG.debug("cleared detector state of idle entity %s", key)
 
 
+class _GroupInBundleDoFn(beam.DoFn):  # type: ignore[misc]
+    """Bounded input: collect each entity's events of a bundle into (entity_id, columns).
+
+    The GroupByKey after it then moves one element per entity and bundle. The bundle's
+    events stay in memory until the bundle ends, as the DirectRunner's GroupByKey keeps
+    them anyway. Bounded input is in the global window (ScoreEvents checks this), so the
+    columns are emitted there.
+    """
+
+    def start_bundle(self) -> None:
+        self._groups: dict[str, EntityColumns] = {}
+
+    def process(self, event: Event) -> None:
+        group = self._groups.get(event.entity_id)
+        if group is None:
+            group = self._groups[event.entity_id] = columns.new_columns()
+        columns.append_for_shuffle(group, event)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        groups, self._groups = self._groups, {}
+        for entity_id, group in groups.items():
+            yield GlobalWindows.windowed_value((entity_id, group))
+
+
 class _ScoreEntityGroupDoFn(beam.DoFn):  # type: ignore[misc]
     """Bounded input: score one entity's grouped events in event-time order."""
 
     def __init__(self, config: ScoringConfig) -> None:
         self._outputs = _ScoreOutputs(config)
 
-    def process(self, element: tuple[str, Iterable[Event]]) -> Iterator[Any]:
-        _, events = element
-        ordered = sorted(events, key=_event_order)
-        return self._outputs.score_in_order({}, ordered)
+    def process(self, element: tuple[str, Iterable[EntityColumns]]) -> Iterator[Any]:
+        entity_id, chunks = element
+        return self._outputs.score_in_order({}, entity_id, columns.merge_sorted(chunks))
 
 
 class ScoreEvents(beam.PTransform[PCollection[Event], DoOutputsTuple]):  # type: ignore[misc]
@@ -348,14 +377,26 @@ class ScoreEvents(beam.PTransform[PCollection[Event], DoOutputsTuple]):  # type:
         self._config = config
 
     def expand(self, events: PCollection[Event]) -> DoOutputsTuple:
-        keyed = events | "KeyByEntity" >> beam.Map(_key_by_entity).with_output_types(
-            tuple[str, Event]
-        )
         scoring: beam.DoFn
+        keyed: PCollection[Any]
         if self._config.bounded_input:
-            keyed = keyed | "GroupByEntity" >> beam.GroupByKey()
+            if not isinstance(events.windowing.windowfn, GlobalWindows):
+                raise ValueError(
+                    "ScoreEvents with bounded_input=True needs events in the global window, "
+                    f"but they are windowed by {events.windowing.windowfn!r}; score them "
+                    "before windowing, or set bounded_input=False"
+                )
+            keyed = (
+                events
+                | "GroupInBundle"
+                >> beam.ParDo(_GroupInBundleDoFn()).with_output_types(tuple[str, tuple[Any, ...]])
+                | "GroupByEntity" >> beam.GroupByKey()
+            )
             scoring = _ScoreEntityGroupDoFn(self._config)
         else:
+            keyed = events | "KeyByEntity" >> beam.Map(_key_by_entity).with_output_types(
+                tuple[str, Event]
+            )
             scoring = OrderedScoringDoFn(self._config)
         outputs: DoOutputsTuple = keyed | "ScoreInOrder" >> beam.ParDo(scoring).with_outputs(
             DETECTIONS, DEAD_LETTERS, main=SCORED

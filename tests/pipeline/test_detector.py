@@ -17,6 +17,7 @@ from pipeline.detector import (
     FeatureState,
     decode_state,
     encode_state,
+    to_micros,
 )
 from pipeline.labels import evaluate_windows, load_windows
 from pipeline.sources import parse_nab_time
@@ -370,3 +371,68 @@ def test_nab_daily_and_spiky_files():
     # Measured with the defaults: all 8 windows, 50 of 64 detections outside.
     assert evaluation.windows_detected == evaluation.windows == 8
     assert evaluation.detections_outside <= 70
+
+
+def mixed_series(count, seed):
+    """Two features, `b` missing from every seventh event, with spikes in both."""
+    rng = random.Random(seed)
+    series = []
+    for index in range(count):
+        features = {"a": rng.gauss(10.0, 1.0)}
+        if index % 7:
+            features["b"] = rng.gauss(100.0, 5.0)
+        series.append(features)
+    series[150] = {"a": 30.0, "b": 100.0}
+    # A repeat inside the suppression interval: state must carry it across chunks.
+    series[160] = {"a": 30.0, "b": 100.0}
+    series[400] = {"a": 10.0, "b": 200.0}
+    return series
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 120])
+def test_score_events_in_chunks_equals_one_pass(chunk):
+    series = mixed_series(3 * EVENTS_PER_DAY, seed=12)
+    moments = [to_micros(moment) for moment in times(len(series))]
+    detector = Detector()
+    whole, whole_state = detector.score_events({}, series, moments)
+    pieces = []
+    state: dict[str, FeatureState] = {}
+    for start in range(0, len(series), chunk):
+        part, state = detector.score_events(
+            decode_state(encode_state(state)),
+            series[start : start + chunk],
+            moments[start : start + chunk],
+        )
+        pieces += [part.score(index) for index in range(len(part))]
+    assert pieces == [whole.score(index) for index in range(len(whole))]
+    assert state == whole_state
+    assert whole.anomalies[150]
+    assert whole.suppressed[160]
+
+
+def test_score_events_untracked_feature_changes_nothing_else():
+    series = mixed_series(500, seed=13)
+    # Event 1 brings `b` and `c`; with room for two features `c` is left out.
+    with_extra = [series[0], {**series[1], "c": 1.0}, *series[2:]]
+    detector = Detector(DetectorConfig(max_features=2))
+    plain, plain_state = detector.score_events({}, series, [None] * len(series))
+    extra, extra_state = detector.score_events({}, with_extra, [None] * len(series))
+    assert extra.anomaly_scores == plain.anomaly_scores
+    assert extra.anomalies == plain.anomalies
+    assert extra.untracked_features == 1
+    assert extra.score(1).untracked_features == 1
+    assert extra_state == plain_state
+
+
+def test_score_events_rejects_wrong_number_of_times():
+    with pytest.raises(ValueError, match="event_times has 1 items for 2 events"):
+        Detector().score_events({}, [{"v": 1.0}, {"v": 2.0}], [None])
+
+
+def test_score_series_naive_time_is_utc():
+    series = daily_cycle(days=2)
+    aware = Detector().score_series(series, times(len(series)))
+    naive = Detector().score_series(
+        series, [moment.replace(tzinfo=None) for moment in times(len(series))]
+    )
+    assert naive == aware

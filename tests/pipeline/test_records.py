@@ -3,11 +3,12 @@
 # Test helpers are left unannotated.
 # mypy: disable-error-code="no-untyped-call"
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.records import DeadLetter, Triage, format_timestamp, parse_timestamp
+from pipeline.records import DeadLetter, Event, Triage, format_timestamp, parse_timestamp
 
 
 @pytest.mark.parametrize(
@@ -70,3 +71,15 @@ def test_dead_letter_keeps_utf8_text():
 def test_triage_rejects_invalid(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Triage(**kwargs)
+
+
+def test_event_defaults_are_fresh_and_frozen():
+    moment = datetime(2024, 5, 1, tzinfo=UTC)
+    first = Event("e1", "a", moment, {"v": 1.0})
+    second = Event("e2", "a", moment, {"v": 1.0})
+    assert first.attributes == {}
+    assert first.context == {}
+    assert first.attributes is not second.attributes
+    assert dataclasses.replace(first, message="m").message == "m"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.message = "changed"  # type: ignore[misc]

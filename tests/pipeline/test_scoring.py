@@ -11,7 +11,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_stream import TestStream as EventStream
 from apache_beam.testing.util import assert_that, equal_to
-from apache_beam.transforms.window import TimestampedValue
+from apache_beam.transforms.window import FixedWindows, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.detector import Detector, DetectorConfig
@@ -211,3 +211,16 @@ def test_late_event_is_dead_lettered():
 def test_config_rejects_negative_lateness():
     with pytest.raises(ValueError, match="allowed_lateness_seconds=-1"):
         ScoringConfig(allowed_lateness_seconds=-1)
+
+
+def test_bounded_scoring_rejects_windowed_input():
+    with (
+        beam.Pipeline() as pipeline,
+        pytest.raises(ValueError, match="needs events in the global window"),
+    ):
+        _ = (
+            pipeline
+            | beam.Create([stamped(event) for event in make_events("a", 3, seed=1)])
+            | beam.WindowInto(FixedWindows(60))
+            | ScoreEvents(ScoringConfig(bounded_input=True))
+        )
