@@ -29,7 +29,13 @@ from benchmarks.inputs import (
     write_jsonl,
 )
 from benchmarks.memory import max_rss_mib
-from benchmarks.report import pipeline_checks, render_pipeline, render_triage, triage_checks
+from benchmarks.report import (
+    pipeline_checks,
+    pipeline_ratios,
+    render_pipeline,
+    render_triage,
+    triage_checks,
+)
 from benchmarks.stage import TRIAGE
 from benchmarks.throughput import STAGES, StageResult
 from benchmarks.triage_rate import TriageResult
@@ -40,7 +46,7 @@ USAGE_ERROR: Final = 2
 STAGE_FAILED: Final = 1
 
 # Defaults sized so that the whole run takes under 5 minutes on 2 CPUs. With other
-# jobs running, the four pipeline rows took about 22 s, and each of the 14 triage
+# jobs running, the five pipeline rows took about 22 s, and each of the 14 triage
 # calls (6 per path plus a warm-up each) took 2 to 17 s on one llama.cpp thread.
 DEFAULT_EVENTS: Final = 50_000
 DEFAULT_TRIAGE_PROMPTS: Final = 6
@@ -221,9 +227,11 @@ def run_benchmark(args: argparse.Namespace, command_line: str) -> tuple[dict[str
                 )
             )
         checks = pipeline_checks(stages)
+        ratios = pipeline_ratios(stages)
         report["pipeline"] = [stage.to_json() for stage in stages.values()]
         report["pipeline_targets"] = [check.to_json() for check in checks]
-        lines += ["", *render_pipeline(list(stages.values()), checks)]
+        report["pipeline_ratios"] = [{"name": name, "ratio": ratio} for name, ratio in ratios]
+        lines += ["", *render_pipeline(list(stages.values()), checks, ratios)]
 
         if args.skip_triage:
             report["triage"] = None
