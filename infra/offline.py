@@ -11,6 +11,8 @@ this runner.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
 import re
@@ -323,6 +325,28 @@ def _engine_value(value: Any) -> str:
     return json.dumps(value)
 
 
+def _close_event_loop() -> None:
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    if not loop.is_closed() and not loop.is_running():
+        loop.close()
+
+
+def _close_event_loop_at_exit() -> None:
+    """Close the thread's event loop, which Pulumi runs programs on, when Python exits.
+
+    Pulumi never closes it, and a loop left open is finalized after its sockets at
+    interpreter exit, which prints an "Invalid file descriptor" traceback. It is
+    closed only at exit because futures of one run stay attached to the loop.
+    """
+    global _EXIT_HOOK_REGISTERED  # noqa: PLW0603 (one hook per process)
+    if not _EXIT_HOOK_REGISTERED:
+        atexit.register(_close_event_loop)
+        _EXIT_HOOK_REGISTERED = True
+
+
+_EXIT_HOOK_REGISTERED = False
+
+
 def run_stack(
     stack: str,
     *,
@@ -356,6 +380,7 @@ def run_stack(
     )
 
     pulumi.runtime.mocks.test(program.main)()  # type: ignore[no-untyped-call]
+    _close_event_loop_at_exit()
     LOG.info("stack %s declared %d resources", stack, len(monitor.declared))
     return list(monitor.declared)
 

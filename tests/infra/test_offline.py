@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -148,3 +150,24 @@ def test_stack_file_invalid(tmp_path, content, fragment):
     (root / "Pulumi.qa.yaml").write_text(content)
     with pytest.raises(StackFileError, match=re.escape(fragment)):
         stack_config("qa", project_dir=root)
+
+
+def test_event_loop_closed_at_exit():
+    # atexit runs hooks in reverse order, so this check runs after run_stack's hook.
+    script = (
+        "import asyncio, atexit\n"
+        "atexit.register(lambda: print('closed', "
+        "asyncio.get_event_loop_policy().get_event_loop().is_closed()))\n"
+        "from infra.offline import run_stack\n"
+        "run_stack('dev')\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().endswith("closed True")
+    assert "Traceback" not in completed.stderr
