@@ -32,7 +32,13 @@ from pipeline.labels import LabelsError, Window, load_windows
 from pipeline.records import DeadLetter, Detection, ScoredEvent
 from pipeline.scoring import ScoringConfig
 from pipeline.sources import InputError, check_nab_headers, input_kind, nab_files, read_nab_file
-from pipeline.summary import RunSummary, summarize
+from pipeline.summary import (
+    DEAD_LETTER_FILE,
+    DETECTIONS_FILE,
+    SCORED_FILE,
+    RunSummary,
+    summarize,
+)
 from pipeline.triage import TriageConfig, check_max_per_second
 
 _LOG = logging.getLogger(__name__)
@@ -66,7 +72,7 @@ def check_input(path: Path) -> None:
 
 
 def prepare_output_dir(path: Path) -> None:
-    """Create `path` if needed and check that a file can be written in it.
+    """Create `path` if needed, check that a file can be written in it, remove old outputs.
 
     Raises OutputDirError naming the path, so that a bad output stops the run before
     the pipeline starts rather than after it has read the input.
@@ -82,6 +88,13 @@ def prepare_output_dir(path: Path) -> None:
         raise OutputDirError(
             f"cannot write to output directory {path}: {error.strerror}; {fix}"
         ) from None
+    # Beam's file sink would replace these too, but it warns once per file with a
+    # pattern that reads as empty. Other files in the directory are left alone.
+    for name in (SCORED_FILE, DETECTIONS_FILE, DEAD_LETTER_FILE):
+        earlier = path / name
+        if earlier.is_file():
+            _LOG.info("replacing %s from an earlier run", earlier)
+            earlier.unlink()
 
 
 def _input_entity_ids(path: Path) -> set[str]:

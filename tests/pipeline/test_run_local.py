@@ -11,7 +11,7 @@ import pytest
 
 from pipeline import run_local
 from pipeline.detector import DetectorConfig
-from pipeline.run_local import LocalRunConfig, run
+from pipeline.run_local import LocalRunConfig, prepare_output_dir, run
 from pipeline.summary import read_jsonl
 from pipeline.triage import TriageConfig
 
@@ -239,3 +239,10 @@ def test_cli_binary_labels_exit_2(mixed_input, tmp_path, capsys):
     assert f"label file {labels} is not UTF-8 text" in error
     assert "NAB combined_windows.json" in error
     assert '"<category>/<file>.csv" to a list of [start, end] timestamp pairs' in error
+
+
+def test_prepare_output_dir_removes_earlier_outputs(tmp_path):
+    for name in ("scored_events.jsonl", "detections.jsonl", "dead_letter.jsonl", "notes.txt"):
+        (tmp_path / name).write_text("old\n", encoding="utf-8")
+    prepare_output_dir(tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
