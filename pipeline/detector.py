@@ -93,7 +93,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 from typing import Any
@@ -271,6 +271,12 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 _Baseline = tuple[float, float, float, int, float, bool]
 
 
+# A feature's state after a run, without the suppression fields: the FeatureState fields
+# count, mean, var, spread, tail_z, season_mean, season_count, season_var,
+# season_residuals and season_first_day, in that order.
+_Final = tuple[int, float, float, float, float, tuple[float, ...], tuple[int, ...], float, int, int]
+
+
 class _Column:
     """One feature's values in a run of events, and what the detector made of each.
 
@@ -290,7 +296,7 @@ class _Column:
         self.values: list[float] = []
         self.baselines: list[_Baseline | None] = []
         self.calibrated: list[float | None] = []
-        self.final: FeatureState | None = None
+        self.final: _Final | None = None
 
 
 class SeriesScores:
@@ -479,8 +485,19 @@ class Detector:
         for name, column in columns.items():
             final = column.final
             assert final is not None  # _score_column sets it
-            new_state[name] = replace(
-                final, quiet_events=quiet.get(name, 0), alarm_z=alarm_z.get(name, 0.0)
+            new_state[name] = FeatureState(
+                final[0],
+                final[1],
+                final[2],
+                final[3],
+                final[4],
+                quiet.get(name, 0),
+                alarm_z.get(name, 0.0),
+                final[5],
+                final[6],
+                final[7],
+                final[8],
+                final[9],
             )
         return scores, new_state
 
@@ -750,17 +767,17 @@ class Detector:
             count += 1
             first = False
 
-        column.final = FeatureState(
-            count=count,
-            mean=mean,
-            var=var,
-            spread=spread,
-            tail_z=tail_z,
-            season_mean=tuple(means) if means is not None else (),
-            season_count=tuple(counts) if counts is not None else (),
-            season_var=season_var,
-            season_residuals=residuals,
-            season_first_day=first_day,
+        column.final = (
+            count,
+            mean,
+            var,
+            spread,
+            tail_z,
+            tuple(means) if means is not None else (),
+            tuple(counts) if counts is not None else (),
+            season_var,
+            residuals,
+            first_day,
         )
 
     def _decide_all(  # noqa: PLR0917 (the parts of one scoring pass)
