@@ -281,11 +281,11 @@ class _Column:
     """One feature's values in a run of events, and what the detector made of each.
 
     `events` and `values` list the feature's occurrences in event order (`events` is a
-    range when the feature occurs in every event). For each
-    occurrence `baselines` contains the baseline before the update (None for the
-    feature's first value ever) and `calibrated` the calibrated z-score (None while
-    the feature is not warm). `final` is the feature's state after the run, without
-    the suppression fields, which depend on the other features.
+    range when the feature occurs in every event). For each occurrence `baselines`
+    contains the baseline before the update (None for the feature's first value ever)
+    and `calibrated` the calibrated z-score (None while the feature is not warm).
+    `final` is the feature's state after the run, without the suppression fields,
+    which depend on the other features.
     """
 
     __slots__ = ("baselines", "calibrated", "events", "final", "initial", "values")
