@@ -30,6 +30,7 @@ from typing import Any
 from unittest import mock
 
 from benchmarks.inputs import demo_input, write_jsonl
+from benchmarks.pipeline_bench import machine
 from benchmarks.throughput import GROUPING, PARSE_SCORE, PASSTHROUGH, run_once
 from pipeline.columns import EntityColumns
 from pipeline.detector import Detector, FeatureState, SeriesScores
@@ -77,15 +78,28 @@ _VARIANTS: dict[str, tuple[str, Callable[[], AbstractContextManager[Any]]]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run each variant `--repeats` times and print the median seconds and events/s."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ablation",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--events", type=int, default=50_000, help="events (default 50000)")
     parser.add_argument("--seed", type=int, default=7, help="demo stream seed (default 7)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per variant (default 3)")
     args = parser.parse_args(argv)
-    if args.events < 1 or args.repeats < 1:
-        parser.error("--events and --repeats must be 1 or more")
+    for name in ("events", "repeats"):
+        value = getattr(args, name)
+        if value < 1:
+            parser.error(f"--{name} {value} is invalid; pass 1 or more")
 
     bench_input = demo_input(args.events, args.seed)
+    print(
+        "machine: {cpus} CPUs ({usable_cpus} usable), {platform}, Python {python}, "
+        "apache-beam {apache_beam}, 1-minute load average {load_average_1m_at_start:.2f} at "
+        "start".format(**machine())
+    )
+    print(f"input:   {bench_input.description}")
+    print(f"runner:  DirectRunner, direct_num_workers=1; median of {args.repeats} run(s)")
     with tempfile.TemporaryDirectory(prefix="ablation-") as workdir:
         path = write_jsonl(bench_input, Path(workdir) / "events.jsonl")
         print(f"{'variant':<44} {'seconds':>8} {'events/s':>9}")

@@ -348,13 +348,22 @@ def test_ablation_restores_stubs(capsys):
     original = Detector.score_events
     assert ablation.main(["--events", "60", "--repeats", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 6
+    assert lines[0].startswith("machine: ")
+    assert lines[3].startswith("variant")
+    assert len(lines) == 9
     assert lines[-1].startswith("parse + score, stub detector, no records")
     assert Detector.score_events is original
 
 
-def test_ablation_rejects_zero_events(capsys):
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--events", "0"], "--events 0 is invalid; pass 1 or more"),
+        (["--repeats", "-2"], "--repeats -2 is invalid; pass 1 or more"),
+    ],
+)
+def test_ablation_rejects_bad_option(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
-        ablation.main(["--events", "0"])
+        ablation.main(argv)
     assert exit_info.value.code == 2
-    assert "--events and --repeats must be 1 or more" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
