@@ -22,6 +22,9 @@ OPTIONAL_FIELDS: Final = ("attributes", "message")
 _REQUIRED_SET: Final = frozenset(REQUIRED_FIELDS)
 _ALLOWED_SET: Final = frozenset(REQUIRED_FIELDS + OPTIONAL_FIELDS)
 STAGE: Final = "parse"
+# RFC 8259 section 8.1 lets a parser ignore a byte order mark before JSON text, and some
+# Windows editors write one at the start of a file, where it precedes the first event.
+_BYTE_ORDER_MARK: Final = "\ufeff"
 
 # Stable error codes, documented in docs/pipeline.md. Consumers of the dead letter may
 # match on them, so existing codes keep their meaning.
@@ -67,7 +70,7 @@ def parse_event(payload: bytes | str) -> Event:
             f"payload is not UTF-8 (invalid byte at offset {error.start}); send UTF-8 JSON",
         ) from None
 
-    document = _load_json(text)
+    document = _load_json(text.removeprefix(_BYTE_ORDER_MARK))
     if not isinstance(document, dict):
         raise ContractError(
             NOT_AN_OBJECT,
@@ -343,6 +346,9 @@ def _event_id_if_readable(payload: bytes | str) -> str | None:
     """Return the payload's event_id when it is a readable, valid string, for the dead letter."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         return None
+    if isinstance(payload, str):
+        # json.loads skips a byte order mark at the start of bytes, but not of a str.
+        payload = payload.removeprefix(_BYTE_ORDER_MARK)
     try:
         document = json.loads(payload)
     except (ValueError, RecursionError):

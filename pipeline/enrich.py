@@ -54,9 +54,15 @@ def load_features_file(path: Path) -> dict[str, dict[str, Any]]:
 
     Raises FeaturesFileError naming the file, the line and the fix.
     """
+    # utf-8-sig also drops a byte order mark, as the event contract does for events.
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        raise FeaturesFileError(
+            f"features file {path} is not UTF-8 (invalid byte at offset {error.start}); "
+            "save it as UTF-8 JSON Lines"
+        ) from None
+    except OSError as error:
         raise FeaturesFileError(f"cannot read features file {path}: {error}") from None
 
     table: dict[str, dict[str, Any]] = {}

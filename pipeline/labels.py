@@ -61,6 +61,13 @@ def load_windows(path: Path) -> dict[str, list[Window]]:
         parsed: list[Window] = []
         for index, span in enumerate(spans):
             where = f"{path}: {key}[{index}]"
+            if isinstance(span, str):
+                raise LabelsError(
+                    f"{where} is the single timestamp {span!r}, not a [start, end] pair. "
+                    "This looks like a labels file of single anomaly timestamps, such as "
+                    "NAB's combined_labels.json. Pass the windows file instead, e.g. "
+                    "NAB's labels/combined_windows.json"
+                )
             if not (isinstance(span, list) and len(span) == 2):
                 raise LabelsError(f"{where} must be a [start, end] pair")
             start = _parse_label_time(span[0], where)

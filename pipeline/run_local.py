@@ -31,7 +31,14 @@ from pipeline.graph import CoreSettings, build_core
 from pipeline.labels import LabelsError, Window, load_windows
 from pipeline.records import DeadLetter, Detection, ScoredEvent
 from pipeline.scoring import ScoringConfig
-from pipeline.sources import InputError, check_nab_headers, input_kind, nab_files, read_nab_file
+from pipeline.sources import (
+    InputError,
+    check_jsonl_start,
+    check_nab_headers,
+    input_kind,
+    nab_files,
+    read_nab_file,
+)
 from pipeline.summary import (
     DEAD_LETTER_FILE,
     DETECTIONS_FILE,
@@ -45,6 +52,7 @@ _LOG = logging.getLogger(__name__)
 
 LOCAL_TRIAGE_HANDLERS = ("local", "none")
 USAGE_ERROR = 2
+FEATURES_FORMAT = 'a JSON Lines file with one {"entity_id": ..., <field>: <value>} object per line'
 
 
 class OutputDirError(ValueError):
@@ -66,9 +74,23 @@ class LocalRunConfig:
 
 
 def check_input(path: Path) -> None:
-    """Raise InputError when `path` is missing or one of its CSV files lacks the NAB header."""
+    """Raise InputError when `path` is missing or its content does not match its format.
+
+    The format follows the suffix (see input_kind). Each CSV file must start with the
+    NAB header, and a JSON Lines file must not start with a CSV header.
+    """
     if input_kind(path) == "nab":
         check_nab_headers(nab_files(path))
+    else:
+        check_jsonl_start(path)
+
+
+def load_features(path: Path) -> dict[str, dict[str, Any]]:
+    """Read the --features file, or raise FeaturesFileError naming the path and the fix."""
+    if not path.is_file():
+        problem = "is a directory" if path.is_dir() else "does not exist"
+        raise FeaturesFileError(f"features file {path} {problem}; pass {FEATURES_FORMAT}")
+    return load_features_file(path)
 
 
 def prepare_output_dir(path: Path) -> None:
@@ -177,6 +199,7 @@ def run(config: LocalRunConfig) -> RunSummary:
         config.windows,
         config.max_triage_examples,
         input_entity_ids=_input_entity_ids(config.input_path),
+        input_path=config.input_path,
     )
 
 
@@ -189,7 +212,8 @@ def _parser() -> argparse.ArgumentParser:
         "--input",
         required=True,
         type=Path,
-        help="JSON Lines file of events, or a NAB CSV file or directory of them",
+        help="NAB CSV file (.csv) or directory of them, or a JSON Lines file of events "
+        "(any other suffix; .gz, .bz2, .xz, .zst and .deflate are decompressed)",
     )
     parser.add_argument("--output", required=True, type=Path, help="output directory")
     parser.add_argument(
@@ -211,7 +235,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--features",
         type=Path,
-        help="JSON Lines file of {entity_id, ...} rows joined to each event's context",
+        help="JSON Lines file of {entity_id, ...} objects, one per line, joined by "
+        "entity_id into each event's context",
     )
     return parser
 
@@ -223,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_input(args.input)
         windows = load_windows(args.labels) if args.labels else None
-        features = load_features_file(args.features) if args.features else None
+        features = load_features(args.features) if args.features else None
         check_max_per_second(
             args.triage_max_per_second,
             args.triage,

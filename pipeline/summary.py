@@ -50,6 +50,8 @@ class RunSummary:
     triage_examples: tuple[Detection, ...] = ()
     windows: WindowEvaluation | None = None
     extra: dict[str, int] = field(default_factory=dict)
+    # The input file or directory, named in the summary when it contains no records.
+    input_path: Path | None = None
 
     @property
     def accounted(self) -> int:
@@ -63,7 +65,12 @@ class RunSummary:
 
     def render(self) -> str:
         """Return the summary as the text the CLIs print."""
-        lines = [
+        lines: list[str] = []
+        if self.records_in == 0:
+            # An empty input is valid and exits 0, so the summary is where a user sees it.
+            source = f"input {self.input_path}" if self.input_path is not None else "the input"
+            lines.append(f"{source} contains no records, so nothing was scored")
+        lines += [
             f"records read:        {self.records_in}",
             f"  scored events:     {self.scored} "
             f"({count_noun(self.entities, 'entity', 'entities')})",
@@ -127,6 +134,8 @@ def summarize(
     windows: dict[str, list[Window]] | None = None,
     max_examples: int = 3,
     input_entity_ids: Iterable[str] = (),
+    *,
+    input_path: Path | None = None,
 ) -> RunSummary:
     """Build the summary from the output files in `output_dir` and the metric counters.
 
@@ -168,4 +177,5 @@ def summarize(
         triage_status=triage_status,
         triage_examples=tuple(done[:max_examples]),
         windows=evaluation,
+        input_path=input_path,
     )

@@ -182,3 +182,18 @@ def test_dead_letter_without_event_id():
     letter = parse_or_dead_letter("[]")
     assert isinstance(letter, DeadLetter)
     assert letter.event_id is None
+
+
+@pytest.mark.parametrize("mark", [b"\xef\xbb\xbf", "\ufeff"])
+def test_byte_order_mark_is_ignored(mark):
+    raw = mark + (payload().encode() if isinstance(mark, bytes) else payload())
+    assert parse_event(raw) == parse_event(payload())
+
+
+@pytest.mark.parametrize("mark", [b"\xef\xbb\xbf", "\ufeff"])
+def test_byte_order_mark_keeps_dead_letter_event_id(mark):
+    body = payload(features={})
+    letter = parse_or_dead_letter(mark + (body.encode() if isinstance(mark, bytes) else body))
+    assert isinstance(letter, DeadLetter)
+    assert letter.error_code == "empty_value"
+    assert letter.event_id == "e-1"

@@ -95,3 +95,16 @@ def test_load_features_file_errors(tmp_path, text, message):
 def test_missing_features_file(tmp_path):
     with pytest.raises(FeaturesFileError, match="cannot read features file"):
         load_features_file(tmp_path / "absent.jsonl")
+
+
+def test_load_features_file_byte_order_mark(tmp_path):
+    path = tmp_path / "features.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"entity_id": "card-1", "segment": "gold"}\n')
+    assert load_features_file(path) == {"card-1": {"segment": "gold"}}
+
+
+def test_load_features_file_not_utf8(tmp_path):
+    path = tmp_path / "features.jsonl"
+    path.write_bytes(b'{"entity_id": "card-\xff"}\n')
+    with pytest.raises(FeaturesFileError, match=r"is not UTF-8 .*save it as UTF-8 JSON Lines"):
+        load_features_file(path)

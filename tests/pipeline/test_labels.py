@@ -91,6 +91,20 @@ def test_load_windows_errors(tmp_path, content, message):
         load_windows(path)
 
 
+def test_load_windows_single_timestamps_hint(tmp_path):
+    path = tmp_path / "combined_labels.json"
+    path.write_text(json.dumps({"cat/a.csv": [], "cat/b.csv": ["2014-02-19 10:50:00.000000"]}))
+    with pytest.raises(LabelsError) as caught:
+        load_windows(path)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{path}: cat/b.csv[0] is the single timestamp '2014-02-19 10:50:00.000000', "
+        "not a [start, end] pair."
+    )
+    assert "labels file of single anomaly timestamps" in message
+    assert "Pass the windows file instead, e.g. NAB's labels/combined_windows.json" in message
+
+
 def test_load_windows_binary_file(tmp_path):
     path = tmp_path / "windows.json"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff")

@@ -115,7 +115,7 @@ def test_cli_prints_summary(mixed_input, tmp_path, capsys):
     [
         (["--input", "absent.jsonl"], "does not exist"),
         (["--labels", "absent.json"], "cannot read label file"),
-        (["--features", "absent.jsonl"], "cannot read features file"),
+        (["--features", "absent.jsonl"], "does not exist; pass a JSON Lines file"),
     ],
 )
 def test_cli_bad_arguments_exit_2(mixed_input, tmp_path, capsys, extra, message):
@@ -239,6 +239,116 @@ def test_cli_binary_labels_exit_2(mixed_input, tmp_path, capsys):
     assert f"label file {labels} is not UTF-8 text" in error
     assert "NAB combined_windows.json" in error
     assert '"<category>/<file>.csv" to a list of [start, end] timestamp pairs' in error
+
+
+def test_cli_csv_named_txt_exits_2(tmp_path, capsys):
+    path = tmp_path / "taxi.txt"
+    path.write_text("timestamp,value\n2014-01-01 00:00:00,1\n")
+    output = tmp_path / "out"
+    assert run_local.main(["--input", str(path), "--output", str(output), "--triage", "none"]) == 2
+    captured = capsys.readouterr()
+    assert f"error: input {path} is read as JSON Lines" in captured.err
+    assert "rename it to end in .csv" in captured.err
+    assert captured.out == ""
+    assert not output.exists()
+
+
+def test_cli_jsonl_named_csv_exits_2(tmp_path, capsys):
+    path = tmp_path / "events.csv"
+    path.write_text(event_line("a", 0, 1.0) + "\n")
+    argv = ["--input", str(path), "--output", str(tmp_path / "out"), "--triage", "none"]
+    assert run_local.main(argv) == 2
+    assert "rename it to end in .jsonl" in capsys.readouterr().err
+
+
+def test_cli_jsonl_directory_exits_2(mixed_input, tmp_path, capsys):
+    directory = mixed_input.parent
+    argv = ["--input", str(directory), "--output", str(tmp_path / "out"), "--triage", "none"]
+    assert run_local.main(argv) == 2
+    error = capsys.readouterr().err
+    assert "a JSON Lines input must be passed as a file, not a directory" in error
+    assert f"--input {mixed_input}" in error
+
+
+def test_byte_order_mark_first_event_scored(tmp_path):
+    path = tmp_path / "events.jsonl"
+    lines = [event_line("a", index, 1.0) for index in range(3)]
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())
+    output = tmp_path / "out"
+    summary = run(LocalRunConfig(input_path=path, output_dir=output, triage=TriageConfig("none")))
+    assert summary.records_in == 3
+    assert summary.scored == 3
+    assert not summary.input_dead_letters
+    assert summary.balanced
+    scored_ids = sorted(row["event_id"] for row in read_jsonl(output / "scored_events.jsonl"))
+    assert scored_ids == ["a-0", "a-1", "a-2"]
+
+
+def test_nab_non_finite_rows_are_read_errors(tmp_path):
+    path = tmp_path / "a.csv"
+    rows = ["2014-01-01 00:00:00,1", "2014-01-01 00:05:00,nan", "2014-01-01 00:10:00,-inf"]
+    path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    output = tmp_path / "out"
+    summary = run(LocalRunConfig(input_path=path, output_dir=output, triage=TriageConfig("none")))
+    assert summary.input_dead_letters == {"read/invalid_csv_row": 2}
+    assert summary.scored == 1
+    assert summary.balanced
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n\n"])
+def test_cli_empty_input_says_no_records(tmp_path, capsys, content):
+    path = tmp_path / "events.jsonl"
+    path.write_text(content)
+    argv = ["--input", str(path), "--output", str(tmp_path / "out"), "--triage", "none"]
+    assert run_local.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"input {path} contains no records, so nothing was scored" in lines
+    assert "records read:        0" in lines
+    assert "  every record in exactly one place: yes" in lines
+
+
+def test_cli_features_file_joins_context(mixed_input, tmp_path, capsys):
+    features = tmp_path / "features.jsonl"
+    features.write_text('{"entity_id": "a", "segment": "gold"}\n{"entity_id": "b", "tier": 2}\n')
+    output = tmp_path / "out"
+    argv = ["--input", str(mixed_input), "--output", str(output), "--triage", "none"]
+    assert run_local.main([*argv, "--features", str(features)]) == 0
+    assert "every record in exactly one place: yes" in capsys.readouterr().out
+    detections = read_jsonl(output / "detections.jsonl")
+    assert detections
+    assert all(
+        row["context"] == {"segment": "gold"} for row in detections if row["entity_id"] == "a"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "is a directory"),
+        ("binary.jsonl", "cannot read features file"),
+        ("rows.jsonl", "rows.jsonl:1: invalid JSON"),
+    ],
+)
+def test_cli_bad_features_file_exits_2(mixed_input, tmp_path, capsys, name, problem):
+    (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe")
+    (tmp_path / "rows.jsonl").write_text("entity_id,segment\na,gold\n")
+    features = tmp_path / name
+    output = tmp_path / "out"
+    argv = ["--input", str(mixed_input), "--output", str(output), "--triage", "none"]
+    assert run_local.main([*argv, "--features", str(features)]) == 2
+    error = capsys.readouterr().err
+    assert str(features) in error
+    assert problem in error
+    assert not output.exists()
+
+
+def test_cli_features_path_error_names_format(mixed_input, tmp_path, capsys):
+    features = tmp_path / "absent.jsonl"
+    argv = ["--input", str(mixed_input), "--output", str(tmp_path / "out"), "--triage", "none"]
+    assert run_local.main([*argv, "--features", str(features)]) == 2
+    error = capsys.readouterr().err
+    assert f"error: features file {features} does not exist; pass a JSON Lines file" in error
+    assert '{"entity_id": ..., <field>: <value>} object per line' in error
 
 
 def test_prepare_output_dir_removes_earlier_outputs(tmp_path):

@@ -3,8 +3,7 @@
 # Test helpers are left unannotated.
 # mypy: disable-error-code="no-untyped-call"
 
-import json
-import math
+import gzip
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from pipeline.contract import parse_event
 from pipeline.records import DeadLetter
 from pipeline.sources import (
     InputError,
+    check_jsonl_start,
     check_nab_headers,
     input_kind,
     nab_files,
@@ -45,7 +45,8 @@ def test_nab_rows_become_valid_events(tmp_path):
     ("row", "message"),
     [
         ("2014-04-01,1.0", "not in NAB format"),
-        ("2014-04-01 00:00:00,abc", "could not convert"),
+        ("2014-04-01 00:00:00,abc", "value 'abc' is not a number; write a decimal number"),
+        ("2014-04-01 00:00:00,", "value '' is not a number; write a decimal number"),
         ("2014-04-01 00:00:00", "expected 2 columns"),
         ("2014-01-01 00:10:00,3,4", "expected 2 columns (timestamp,value), got 3"),
     ],
@@ -60,11 +61,15 @@ def test_nab_bad_rows_are_dead_lettered(tmp_path, row, message):
     assert message in record.error_message
 
 
-def test_nab_nan_value_reaches_parser(tmp_path):
-    path = write(tmp_path / "a.csv", "timestamp,value\n2014-04-01 00:00:00,nan\n")
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "Infinity", "1e400"])
+def test_nab_non_finite_value_is_invalid_row(tmp_path, value):
+    path = write(tmp_path / "a.csv", f"timestamp,value\n2014-04-01 00:00:00,{value}\n")
     (record,) = read_nab_file("a.csv", path)
-    assert isinstance(record, bytes)
-    assert math.isnan(json.loads(record)["features"]["value"])
+    assert isinstance(record, DeadLetter)
+    assert record.error_code == "invalid_csv_row"
+    assert record.stage == "read"
+    assert record.error_message.startswith(f"{path}:2: value {value!r} is not a finite number")
+    assert "write a finite number such as 1.5, or remove the row" in record.error_message
 
 
 def test_nab_wrong_header(tmp_path):
@@ -112,6 +117,16 @@ def test_check_nab_headers_rejects(tmp_path, content, message):
     assert "start with 'timestamp,value'" in str(caught.value)
 
 
+def test_check_nab_headers_json_line_suggests_jsonl(tmp_path):
+    path = write(tmp_path / "events.csv", '{"event_id": "e-1", "entity_id": "a"}\n')
+    with pytest.raises(InputError) as caught:
+        check_nab_headers(nab_files(path))
+    message = str(caught.value)
+    assert message.startswith(f"{path}: first line starts with '{{' like JSON Lines")
+    assert "NAB CSV files start with 'timestamp,value'" in message
+    assert "rename it to end in .jsonl" in message
+
+
 def test_check_nab_headers_lists_every_bad_file(tmp_path):
     write(tmp_path / "good.csv", "timestamp,value\n")
     for index in range(7):
@@ -145,6 +160,71 @@ def test_input_kind_errors(tmp_path, name):
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(InputError, match=name):
         input_kind(tmp_path / name)
+
+
+def test_input_kind_jsonl_directory_names_file(tmp_path):
+    write(tmp_path / "d" / "events.jsonl", "{}\n")
+    with pytest.raises(InputError) as caught:
+        input_kind(tmp_path / "d")
+    message = str(caught.value)
+    assert f"input directory {tmp_path / 'd'} contains no .csv file" in message
+    assert "a JSON Lines input must be passed as a file, not a directory" in message
+    assert f"e.g. --input {tmp_path / 'd' / 'events.jsonl'}" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("taxi.txt", b"timestamp,value\n2014-04-01 00:00:00,1\n"),
+        ("taxi.jsonl", b"\xef\xbb\xbftimestamp, value\n"),
+        ("taxi.json", b"\n  \ntimestamp,value\n"),
+        ("prices.txt", b'"date","open","close"\n'),
+    ],
+)
+def test_check_jsonl_start_rejects_csv_header(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        check_jsonl_start(path)
+    message = str(caught.value)
+    assert message.startswith(f"input {path} is read as JSON Lines because its name does not")
+    assert "looks like a CSV header" in message
+    assert "rename it to end in .csv" in message
+
+
+def test_check_jsonl_start_reads_gzip(tmp_path):
+    path = tmp_path / "taxi.csv.gz"
+    path.write_bytes(gzip.compress(b"timestamp,value\n2014-04-01 00:00:00,1\n"))
+    with pytest.raises(InputError) as caught:
+        check_jsonl_start(path)
+    assert "'timestamp,value' looks like a CSV header" in str(caught.value)
+    assert "decompress it to a file that ends in .csv" in str(caught.value)
+
+
+def test_check_jsonl_start_corrupt_gzip(tmp_path):
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(b"not gzip data\n")
+    with pytest.raises(InputError) as caught:
+        check_jsonl_start(path)
+    assert str(caught.value).startswith(f"cannot read input {path} as gzip-compressed")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"event_id": "e-1"}\ntimestamp,value\n',
+        b"",
+        b"\n \n",
+        b"{broken\n",
+        b"timestamp\n",
+        b"2014-04-01 00:00:00,1\n",
+        b"\xff\xfe,\n",
+    ],
+)
+def test_check_jsonl_start_accepts_non_header(tmp_path, content):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(content)
+    check_jsonl_start(path)
 
 
 def test_jsonl_keeps_raw_bytes_and_skips_blank(tmp_path):

@@ -1,6 +1,8 @@
-"""Tests for the run summary text: counts read correctly for one and for many."""
+"""Tests for the run summary text: counts for one and for many, and an empty input."""
 
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 from pipeline.labels import WindowEvaluation
 from pipeline.summary import RunSummary, count_noun
@@ -45,3 +47,16 @@ def test_render_many_entities_and_windows():
     lines = summary(entities=2, windows_not_in_input=0).render().splitlines()
     assert "  scored events:     3 (2 entities)" in lines
     assert "label keys not in this input: 1 with 0 windows, not counted above: cat/x.csv" in lines
+
+
+def test_render_empty_input_names_path():
+    empty = replace(summary(entities=0, windows_not_in_input=0), records_in=0, scored=0)
+    lines = replace(empty, input_path=Path("in/empty.jsonl")).render().splitlines()
+    assert lines[0] == "input in/empty.jsonl contains no records, so nothing was scored"
+    assert "records read:        0" in lines
+    assert empty.render().splitlines()[0] == "the input contains no records, so nothing was scored"
+
+
+def test_render_non_empty_input_has_no_empty_note():
+    text = replace(summary(entities=1, windows_not_in_input=0), input_path=Path("in.jsonl"))
+    assert "contains no records" not in text.render()
