@@ -325,7 +325,7 @@ def test_cli_features_file_joins_context(mixed_input, tmp_path, capsys):
     ("name", "problem"),
     [
         ("", "is a directory"),
-        ("binary.jsonl", "cannot read features file"),
+        ("binary.jsonl", "is not UTF-8"),
         ("rows.jsonl", "rows.jsonl:1: invalid JSON"),
     ],
 )
