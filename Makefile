@@ -13,10 +13,16 @@ INPUT ?=
 OUTPUT ?= out/run
 TRIAGE ?= local
 LABELS ?=
+FEATURES ?=
 FORMAT ?= table
 PREVIEW_JSON ?=
 STACK_EXPORT ?=
 ENVIRONMENT ?=
+POLICY_CONFIG ?=
+
+# $(call quote,TEXT): TEXT as one single-quoted shell word, so that an error
+# message shows a variable's value as typed, quotes and '$' included.
+quote = '$(subst ','\'',$(1))'
 
 .PHONY: help venv demo run test lint typecheck unit gate plan bench clean
 
@@ -24,10 +30,12 @@ help:
 	@echo "make demo    run the pipeline locally on the synthetic stream, then plan and gate the dev stack"
 	@echo "make test    lint, type check, unit tests, and the policy gate on both stacks"
 	@echo "make run     INPUT=<file|dir> OUTPUT=<dir> TRIAGE=<local|none> [LABELS=<windows.json>]"
+	@echo "             [FEATURES=<file>]: JSON Lines rows {entity_id, ...} joined to each event's context"
 	@echo "make plan    STACK=<dev|prod>: resources that 'pulumi up' would create (mocked, no cloud)"
 	@echo "make gate    STACK=<dev|prod> [FORMAT=json]: the mocked stack against the policy pack"
 	@echo "             PREVIEW_JSON=<file> | STACK_EXPORT=<file>: that file instead; STACK=<dev|prod> or"
 	@echo "             ENVIRONMENT=<dev|prod> chooses the policy config (default: the stack in the URNs)"
+	@echo "             POLICY_CONFIG=<file>: that policy config instead of policies/config/<environment>.json"
 	@echo "make bench   throughput, triage and memory figures"
 
 venv: $(VENV)/.installed $(POLICY_VENV)/.installed
@@ -63,9 +71,19 @@ demo: venv
 	$(PY) -m infra.plan --stack dev
 	$(PY) -m policies.gate --stack dev
 
+# The local runner has only the triage handlers that need no cloud. vertex calls
+# the Vertex AI endpoint, which only the deployed Dataflow job reaches.
+RUN_TRIAGE_VALUES := local none
+RUN_TRIAGE_VALID = $(and $(filter 1,$(words $(TRIAGE))),$(filter $(RUN_TRIAGE_VALUES),$(TRIAGE)))
+RUN_TRIAGE_ERROR = error: $(if $(strip $(TRIAGE)),TRIAGE=$(TRIAGE) is invalid,TRIAGE is empty); \
+  expected local (the embedded Gemma 3 270M model) or none (no triage). TRIAGE=vertex runs \
+  only in the Dataflow job on Google Cloud, not in make run
+
 run: venv
 	@test -n "$(INPUT)" || { echo "error: INPUT is missing; pass INPUT=<JSON Lines file, NAB CSV file or directory>"; exit 2; }
-	$(PY) -m pipeline.run_local --input "$(INPUT)" --output "$(OUTPUT)" --triage "$(TRIAGE)" $(if $(LABELS),--labels "$(LABELS)")
+	@$(if $(RUN_TRIAGE_VALID),,printf '%s\n' $(call quote,$(RUN_TRIAGE_ERROR)) >&2; exit 2)
+	$(PY) -m pipeline.run_local --input "$(INPUT)" --output "$(OUTPUT)" --triage "$(strip $(TRIAGE))" \
+	  $(if $(LABELS),--labels "$(LABELS)") $(if $(FEATURES),--features "$(FEATURES)")
 
 test: lint typecheck unit gate-stacks
 
@@ -99,16 +117,20 @@ GATE_ENVIRONMENT = $(or $(ENVIRONMENT),$(if $(GATE_FILE),$(GATE_STACK)))
 GATE_CONFLICT = $(and $(GATE_FILE),$(GATE_STACK),$(ENVIRONMENT),$(filter-out $(ENVIRONMENT),$(GATE_STACK)))
 GATE_CONFLICT_ERROR = error: STACK=$(STACK) and ENVIRONMENT=$(ENVIRONMENT) choose different \
   policy configs for $(GATE_FILE_VARIABLE)=$($(GATE_FILE_VARIABLE)); pass only one of them, or the same value to both
+STACK_EMPTY_ERROR = error: STACK is empty; pass STACK=dev or STACK=prod
 
 gate: venv
+	@$(if $(GATE_FILE)$(strip $(STACK)),,echo "$(STACK_EMPTY_ERROR), or PREVIEW_JSON=<file> or STACK_EXPORT=<file> to check a file" >&2; exit 2)
 	@$(if $(GATE_CONFLICT),echo "$(GATE_CONFLICT_ERROR)" >&2; exit 2)
 	@$(PY) -m policies.gate --format "$(FORMAT)" \
 	  $(if $(PREVIEW_JSON),--preview-json "$(PREVIEW_JSON)") \
 	  $(if $(STACK_EXPORT),--stack-export "$(STACK_EXPORT)") \
 	  $(if $(GATE_FILE),,--stack "$(STACK)") \
-	  $(if $(GATE_ENVIRONMENT),--environment "$(GATE_ENVIRONMENT)")
+	  $(if $(GATE_ENVIRONMENT),--environment "$(GATE_ENVIRONMENT)") \
+	  $(if $(POLICY_CONFIG),--policy-config "$(POLICY_CONFIG)")
 
 plan: venv
+	@$(if $(strip $(STACK)),,echo "$(STACK_EMPTY_ERROR)" >&2; exit 2)
 	$(PY) -m infra.plan --stack "$(STACK)"
 
 bench: venv

@@ -275,7 +275,8 @@ def stack_config(
         available = sorted(
             path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml")
         )
-        msg = f"stack {stack!r} has no {stack_file.name} in {root}; available stacks: {available}"
+        listed = ", ".join(available) if available else "none"
+        msg = f"stack {stack!r} has no {stack_file.name} in {root}; available stacks: {listed}"
         raise UnknownStackError(msg)
 
     project_file = _load_yaml(root / "Pulumi.yaml")

@@ -26,6 +26,11 @@ EXIT_INVALID = 2
 _NAME_KEYS = ("name", "accountId", "tableId", "datasetId", "repositoryId", "service", "displayName")
 
 
+def count_noun(count: int, noun: str) -> str:
+    """Return ``count`` and ``noun``, with a plural ``s`` unless the count is 1."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def short_type(type_token: str) -> str:
     """Shorten ``gcp:storage/bucket:Bucket`` to ``storage.Bucket``; components stay as they are."""
     if not type_token.startswith("gcp:"):
@@ -98,10 +103,16 @@ def render(stack: str, resources: Sequence[DeclaredResource]) -> str:
             by_parent.setdefault(resource.parent, []).append(resource)
 
     custom_count = sum(1 for resource in resources if resource.custom)
-    lines = [f"Stack {stack}: {custom_count} resources in {len(components)} components", ""]
+    lines = [
+        f"Stack {stack}: {count_noun(custom_count, 'resource')} in "
+        f"{count_noun(len(components), 'component')}",
+        "",
+    ]
     for component in components:
         children = by_parent.pop(component.urn, [])
-        lines.append(f"{component.name} ({component.type}), {len(children)} resources")
+        lines.append(
+            f"{component.name} ({component.type}), {count_noun(len(children), 'resource')}"
+        )
         lines.extend(_resource_lines(children))
         lines.append("")
     for orphans in by_parent.values():

@@ -28,6 +28,8 @@ from typing import TextIO
 from policies.config import CONFIG_DIR, ConfigError, PackConfig, load_pack_config
 from policies.evaluate import evaluate
 from policies.inputs import (
+    EXPORT,
+    PREVIEW,
     InputError,
     read_json,
     resources_from_export,
@@ -39,7 +41,8 @@ from policies.model import Enforcement, Resource, Severity, Violation
 from policies.rules import ALL_RULES
 from policies.rules.common import label_value
 
-logger = logging.getLogger(__name__)
+# Named explicitly, because under `python -m policies.gate` __name__ is "__main__".
+logger = logging.getLogger("policies.gate")
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
@@ -109,6 +112,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
 
     args = parser.parse_args(argv)
+    if args.stack is not None and not args.stack.strip():
+        parser.error("--stack is empty; pass a stack name such as dev or prod")
+    if args.environment is not None and not args.environment.strip():
+        parser.error("--environment is empty; pass an environment such as dev or prod")
     if not (args.stack or args.preview_json or args.stack_export or args.list):
         parser.error("one of --stack, --preview-json, --stack-export or --list is required")
     if args.list and (args.environment or args.policy_config):
@@ -124,9 +131,9 @@ def load_resources(args: argparse.Namespace) -> tuple[str, list[Resource]]:
     if args.stack:
         return f"stack {args.stack} (mocks)", resources_from_stack(args.stack)
     if args.preview_json:
-        document = read_json(args.preview_json, "preview JSON")
+        document = read_json(args.preview_json, PREVIEW)
         return str(args.preview_json), resources_from_preview(document, str(args.preview_json))
-    document = read_json(args.stack_export, "stack export")
+    document = read_json(args.stack_export, EXPORT)
     return str(args.stack_export), resources_from_export(document, str(args.stack_export))
 
 
@@ -158,9 +165,53 @@ def infer_environment(args: argparse.Namespace, resources: Sequence[Resource]) -
 
 
 def load_config(args: argparse.Namespace, environment: str) -> PackConfig:
-    """Load --policy-config, or the environment's file under policies/config."""
-    path = args.policy_config or CONFIG_DIR / f"{environment}.json"
+    """Load --policy-config, or the environment's file under policies/config.
+
+    The messages name both the gate option and the `make gate` variable, because
+    either may have chosen the file.
+
+    Raises:
+        ConfigError: the file does not exist or is not a valid policy config.
+    """
+    if args.policy_config is not None:
+        if not args.policy_config.exists():
+            raise ConfigError(
+                f"policy config {args.policy_config} not found; check the path given to "
+                "--policy-config (POLICY_CONFIG with make gate)"
+            )
+        return load_pack_config(args.policy_config)
+
+    path = CONFIG_DIR / f"{environment}.json"
+    if not path.exists():
+        environments = ", ".join(sorted(config.stem for config in CONFIG_DIR.glob("*.json")))
+        raise ConfigError(
+            f"environment {environment!r} has no policy config ({path} not found); choose one "
+            f"of the environments {environments}, or pass a config file with --policy-config "
+            "FILE (POLICY_CONFIG=FILE with make gate)"
+        )
     return load_pack_config(path)
+
+
+def warn_stack_mismatch(
+    args: argparse.Namespace, source: str, environment: str, resources: Sequence[Resource]
+) -> None:
+    """Warn when the environment's config applies to resources whose URNs name another stack.
+
+    Only a stack that has its own policy config counts, so a CI stack such as
+    ``ci-1234`` gives no warning. With --policy-config the environment does not
+    choose the config, so nothing is compared.
+    """
+    if args.policy_config is not None:
+        return
+    stack = _single({stack_from_urn(resource.urn) for resource in resources})
+    if stack is None or stack == environment or not (CONFIG_DIR / f"{stack}.json").is_file():
+        return
+    logger.warning(
+        "%(source)s: the URNs name stack %(stack)s, but the policy config of environment "
+        "%(environment)s applies; to check against %(stack)s's config, pass --environment "
+        "%(stack)s (STACK=%(stack)s or ENVIRONMENT=%(stack)s with make gate)",
+        {"source": source, "stack": stack, "environment": environment},
+    )
 
 
 def _sort_key(violation: Violation) -> tuple[int, int, str, str]:
@@ -269,6 +320,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         )
     environment = infer_environment(args, resources)
     config = load_config(args, environment)
+    warn_stack_mismatch(args, source, environment, resources)
     violations = sorted(evaluate(resources, config), key=_sort_key)
     report = Report(source, environment, config.source, len(resources), violations)
     if args.format == "json":

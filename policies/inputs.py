@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,67 @@ class InputError(ValueError):
     """The gate's input file or stack cannot be read or is not of the expected shape."""
 
 
+@dataclass(frozen=True)
+class InputKind:
+    """A kind of input file, with the names an error message uses to point at the fix."""
+
+    description: str
+    """Name of the kind of file, as in "preview JSON file FILE"."""
+    command: str
+    """Pulumi CLI command whose output the file must contain."""
+    option: str
+    """Gate option that reads this kind of file."""
+    make_variable: str
+    """`make gate` variable that passes the option."""
+
+    def error(self, source: str, problem: str, fix: str | None = None) -> InputError:
+        """Build an error that names the file, the problem and the fix."""
+        fix = fix or f"pass the complete output of `{self.command}`"
+        return InputError(f"{self.description} file {source} {problem}; {fix}")
+
+
+PREVIEW = InputKind("preview JSON", "pulumi preview --json", "--preview-json", "PREVIEW_JSON")
+EXPORT = InputKind("stack export", "pulumi stack export", "--stack-export", "STACK_EXPORT")
+
 # Preview steps whose newState is not a resource the update keeps or creates.
 _SKIPPED_OPS = frozenset(
     {"delete", "delete-replaced", "discard", "discard-replaced", "read", "read-replacement"}
 )
+
+# Text left at the decoder's error position when the input stops inside a
+# literal (`tru`), a number (`1.`, `1e+`, `-`) or a \u escape (`u12`).
+_CUT_TOKEN = re.compile(r"t(r(u)?)?|f(a(l(s)?)?)?|n(u(l)?)?|-|[.eE][-+]?|u[0-9a-fA-F]{0,4}")
+
+# Plain wording for the messages of Python's json decoder.
+_JSON_PROBLEMS = {
+    "Expecting value": "a value is missing or is not a JSON value",
+    "Expecting ',' delimiter": "a ',' is missing between two items",
+    "Expecting ':' delimiter": "a ':' is missing after an object key",
+    "Expecting property name enclosed in double quotes": (
+        "an object key is not in double quotes, or a ',' is followed by no item"
+    ),
+    "Extra data": "more text follows the JSON document",
+    "Invalid control character at": "a string contains a raw control character",
+    "Invalid \\escape": "a string contains an invalid escape",
+    "Invalid \\uXXXX escape": "a string contains an invalid \\u escape",
+}
+
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    type(None): "null",
+}
+
+
+def json_type(value: Any) -> str:
+    """Name the JSON type of a decoded value, as "an object" or "a number"."""
+    if isinstance(value, Mapping):
+        return "an object"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def name_from_urn(urn: str) -> str:
@@ -33,39 +92,75 @@ def stack_from_urn(urn: str) -> str | None:
     return parts[2] if len(parts) == 3 and parts[:2] == ["urn", "pulumi"] else None
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Load a JSON file, raising InputError with the path and the fix when that fails."""
+def read_json(path: Path, kind: InputKind) -> Any:
+    """Load a JSON file, raising InputError with the path, the problem and the fix.
+
+    A UTF-8 byte order mark, which some Windows tools write, is accepted.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputError(f"{what} file {path} not found; check the path") from None
+        raise kind.error(str(path), "not found", "check the path") from None
+    except IsADirectoryError:
+        raise kind.error(
+            str(path), "is a directory", f"pass the file that holds the output of `{kind.command}`"
+        ) from None
     except UnicodeDecodeError as error:
-        raise InputError(
-            f"{what} file {path} is not UTF-8 text ({error.reason} at byte {error.start}); "
-            "pass the JSON file that the Pulumi CLI wrote"
+        raise kind.error(
+            str(path),
+            f"is not UTF-8 text (byte {error.start} cannot be decoded)",
+            f"save the output of `{kind.command}` as UTF-8",
         ) from error
     except OSError as error:
-        raise InputError(f"{what} file {path} cannot be read: {error}") from error
+        reason = error.strerror or str(error)
+        raise kind.error(
+            str(path), f"cannot be read ({reason})", "check its permissions"
+        ) from error
+    if not text.strip():
+        raise kind.error(str(path), "is empty")
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise InputError(
-            f"{what} file {path} is not valid JSON (line {error.lineno}, column {error.colno}: "
-            f"{error.msg})"
-        ) from error
+        raise _syntax_error(path, kind, text, error) from error
 
 
-def _resource(state: Any, where: str, expected: str) -> Resource:
+def _syntax_error(
+    path: Path, kind: InputKind, text: str, error: json.JSONDecodeError
+) -> InputError:
+    rest = text[error.pos :].rstrip()
+    if error.msg.startswith("Unterminated string") or not rest or _CUT_TOKEN.fullmatch(rest):
+        return kind.error(str(path), "ends before the JSON is complete")
+    problem = _JSON_PROBLEMS.get(error.msg, error.msg)
+    return kind.error(
+        str(path),
+        f"is not valid JSON: {problem} at line {error.lineno}, column {error.colno}",
+        f"pass the output of `{kind.command}` unchanged",
+    )
+
+
+def _string_field(
+    state: Mapping[str, Any], key: str, kind: InputKind, source: str, where: str
+) -> str:
+    value = state.get(key)
+    if value is None:
+        raise kind.error(source, f"is invalid: {where} has no '{key}' string")
+    if not isinstance(value, str):
+        raise kind.error(source, f"is invalid: {where}.{key} is {json_type(value)}, not a string")
+    return value
+
+
+def _resource(state: Any, kind: InputKind, source: str, where: str) -> Resource:
     if not isinstance(state, Mapping):
-        raise InputError(f"{where} is {type(state).__name__}; expected {expected}")
-    urn, type_ = state.get("urn"), state.get("type")
-    if not isinstance(urn, str) or not isinstance(type_, str):
-        raise InputError(f"{where} lacks a string 'urn' and 'type'; expected {expected}")
+        raise kind.error(source, f"is invalid: {where} is {json_type(state)}, not an object")
+    urn = _string_field(state, "urn", kind, source, where)
+    type_ = _string_field(state, "type", kind, source, where)
     inputs = state.get("inputs")
     if inputs is None:
         inputs = {}
     if not isinstance(inputs, Mapping):
-        raise InputError(f"{where}.inputs is {type(inputs).__name__}; expected an object")
+        raise kind.error(
+            source, f"is invalid: {where}.inputs is {json_type(inputs)}, not an object"
+        )
     return Resource(
         type=type_,
         urn=urn,
@@ -73,6 +168,38 @@ def _resource(state: Any, where: str, expected: str) -> Resource:
         props=inputs,
         protect=state.get("protect") is True,
     )
+
+
+def _wrong_kind_fix(document: Any, expected: InputKind) -> str | None:
+    """Return a fix that names the other option when the document is the other kind of file."""
+    if not isinstance(document, Mapping):
+        return None
+    other = EXPORT if expected is PREVIEW else PREVIEW
+    marker = "deployment" if other is EXPORT else "steps"
+    if marker not in document:
+        return None
+    return (
+        f"it looks like the output of `{other.command}`, which {other.option} FILE reads "
+        f"({other.make_variable}=FILE with make gate)"
+    )
+
+
+def _top_level_list(document: Any, path: str, kind: InputKind, source: str) -> list[Any]:
+    """Return the array at the dotted ``path``, or raise an error that names what is there."""
+    if not isinstance(document, Mapping):
+        raise kind.error(
+            source, f"contains {json_type(document)}, not an object with a '{path}' array"
+        )
+    value: Any = document
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    if isinstance(value, list):
+        return value
+    if value is None:
+        problem = f"has no '{path}' array"
+    else:
+        problem = f"has '{path}' as {json_type(value)}, not an array"
+    raise kind.error(source, problem, _wrong_kind_fix(document, kind))
 
 
 def resources_from_preview(document: Any, source: str) -> list[Resource]:
@@ -84,20 +211,18 @@ def resources_from_preview(document: Any, source: str) -> list[Resource]:
     Raises:
         InputError: the document does not have the shape `pulumi preview --json` prints.
     """
-    expected = "an object with a 'steps' list, as printed by `pulumi preview --json`"
-    if not isinstance(document, Mapping) or not isinstance(document.get("steps"), list):
-        raise InputError(f"{source}: expected {expected}")
+    steps = _top_level_list(document, "steps", PREVIEW, source)
 
     by_urn: dict[str, Resource] = {}
-    for index, step in enumerate(document["steps"]):
-        where = f"{source}: steps[{index}]"
+    for index, step in enumerate(steps):
+        where = f"steps[{index}]"
         if not isinstance(step, Mapping):
-            raise InputError(f"{where} is {type(step).__name__}; expected an object with 'op'")
+            raise PREVIEW.error(source, f"is invalid: {where} is {json_type(step)}, not an object")
         if step.get("op") in _SKIPPED_OPS:
             continue
-        resource = _resource(
-            step.get("newState"), f"{where}.newState", "an object with urn, type and inputs"
-        )
+        if step.get("newState") is None:
+            raise PREVIEW.error(source, f"is invalid: {where} has no newState object")
+        resource = _resource(step["newState"], PREVIEW, source, f"{where}.newState")
         by_urn[resource.urn] = resource
     return list(by_urn.values())
 
@@ -108,24 +233,12 @@ def resources_from_export(document: Any, source: str) -> list[Resource]:
     Raises:
         InputError: the document has no ``deployment.resources`` list.
     """
-    deployment = document.get("deployment") if isinstance(document, Mapping) else None
-    resources = deployment.get("resources") if isinstance(deployment, Mapping) else None
-    if not isinstance(resources, list):
-        raise InputError(
-            f"{source}: expected an object with 'deployment.resources' (a list), as printed "
-            "by `pulumi stack export`"
-        )
+    resources = _top_level_list(document, "deployment.resources", EXPORT, source)
     records: list[Resource] = []
     for index, state in enumerate(resources):
         if isinstance(state, Mapping) and state.get("delete") is True:
             continue
-        records.append(
-            _resource(
-                state,
-                f"{source}: deployment.resources[{index}]",
-                "an object with urn, type and inputs",
-            )
-        )
+        records.append(_resource(state, EXPORT, source, f"deployment.resources[{index}]"))
     return records
 
 

@@ -50,10 +50,21 @@ def test_stack_config_layers(tmp_path):
 
 def test_unknown_stack_lists_available(tmp_path):
     root = write_project(tmp_path)
-    with pytest.raises(
-        UnknownStackError, match=r"no Pulumi.staging.yaml .*available stacks: \['qa'\]"
-    ):
+    with pytest.raises(UnknownStackError, match=r"no Pulumi.staging.yaml .*available stacks: qa$"):
         stack_config("staging", project_dir=root)
+
+
+def test_unknown_stack_lists_plain_names(tmp_path):
+    root = write_project(tmp_path)
+    (root / "Pulumi.dev.yaml").write_text("config: {}\n")
+    with pytest.raises(UnknownStackError, match=r"available stacks: dev, qa$"):
+        stack_config("staging", project_dir=root)
+
+
+def test_unknown_stack_none_available(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: realtime-anomaly\nruntime: python\n")
+    with pytest.raises(UnknownStackError, match=r"available stacks: none$"):
+        stack_config("dev", project_dir=tmp_path)
 
 
 def test_invalid_stack_name():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from infra.offline import DeclaredResource
 from infra.plan import EXIT_INVALID, encryption_key, main, render, short_type
 
 
@@ -37,6 +38,37 @@ def test_render_prod_sections(prod_resources):
     assert "protect" in settings
     assert "forceDestroy=false" in settings
     assert "  kms.CryptoKey                                 5" in lines
+
+
+def test_render_counts_singular(prod_resources):
+    lines = render("prod", prod_resources).splitlines()
+    assert "triage-model (anomaly:serving:ModelServing), 1 resource" in lines
+    assert not [line for line in lines if " 1 resources" in line or " 1 components" in line]
+
+
+def test_render_header_singular():
+    component = DeclaredResource(
+        type="anomaly:storage:Storage",
+        name="storage",
+        urn="urn:pulumi:qa::p::anomaly:storage:Storage::storage",
+        inputs={},
+        protect=False,
+        parent=None,
+        depends_on=(),
+        custom=False,
+    )
+    bucket = DeclaredResource(
+        type="gcp:storage/bucket:Bucket",
+        name="bucket",
+        urn="urn:pulumi:qa::p::anomaly:storage:Storage$gcp:storage/bucket:Bucket::bucket",
+        inputs={"name": "b"},
+        protect=False,
+        parent=component.urn,
+        depends_on=(),
+    )
+    lines = render("qa", [component, bucket]).splitlines()
+    assert lines[0] == "Stack qa: 1 resource in 1 component"
+    assert lines[2] == "storage (anomaly:storage:Storage), 1 resource"
 
 
 def test_render_iam_binding(dev_resources):

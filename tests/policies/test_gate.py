@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from policies import gate
+from policies.config import CONFIG_DIR
 from policies.inputs import name_from_urn, resources_from_preview, stack_from_urn
 from policies.rules import ALL_RULES
 
@@ -186,29 +187,68 @@ def test_unknown_value_not_evaluated(tmp_path: Path, capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize(
     ("option", "content", "fragment"),
     [
-        ("--preview-json", None, "preview JSON file {path} not found"),
-        ("--stack-export", None, "stack export file {path} not found"),
-        ("--preview-json", "{not json", "is not valid JSON (line 1, column 2"),
-        ("--stack-export", "", "is not valid JSON (line 1, column 1"),
-        ("--preview-json", "[]", "expected an object with a 'steps' list"),
-        ("--preview-json", '{"steps": {}}', "expected an object with a 'steps' list"),
-        ("--preview-json", '{"steps": [3]}', "steps[0] is int; expected an object with 'op'"),
+        ("--preview-json", None, "preview JSON file {path} not found; check the path"),
+        ("--stack-export", None, "stack export file {path} not found; check the path"),
+        (
+            "--preview-json",
+            "{not json",
+            "preview JSON file {path} is not valid JSON: an object key is not in double quotes, "
+            "or a ',' is followed by no item at line 1, column 2; pass the output of "
+            "`pulumi preview --json` unchanged",
+        ),
+        (
+            "--stack-export",
+            '{"deployment": {}} x',
+            "stack export file {path} is not valid JSON: more text follows the JSON document at "
+            "line 1, column 20",
+        ),
+        (
+            "--preview-json",
+            "[]",
+            "preview JSON file {path} contains an array, not an object with a 'steps' array; "
+            "pass the complete output of `pulumi preview --json`",
+        ),
+        (
+            "--preview-json",
+            '{"steps": {}}',
+            "preview JSON file {path} has 'steps' as an object, not an array",
+        ),
+        (
+            "--preview-json",
+            '{"steps": [3]}',
+            "preview JSON file {path} is invalid: steps[0] is a number, not an object",
+        ),
         (
             "--preview-json",
             '{"steps": [{"op": "create", "newState": {"type": "t"}}]}',
-            "steps[0].newState lacks a string 'urn' and 'type'",
+            "is invalid: steps[0].newState has no 'urn' string",
+        ),
+        (
+            "--preview-json",
+            '{"steps": [{"op": "create", "newState": {"urn": "u", "type": 7}}]}',
+            "is invalid: steps[0].newState.type is a number, not a string",
+        ),
+        (
+            "--preview-json",
+            '{"steps": [{"op": "create", "newState": []}]}',
+            "is invalid: steps[0].newState is an array, not an object",
         ),
         (
             "--preview-json",
             '{"steps": [{"op": "create", "newState": {"urn": "u", "type": "t", "inputs": []}}]}',
-            "steps[0].newState.inputs is list; expected an object",
+            "is invalid: steps[0].newState.inputs is an array, not an object",
         ),
-        ("--stack-export", '{"deployment": {}}', "expected an object with 'deployment.resources'"),
-        ("--stack-export", '{"steps": []}', "as printed by `pulumi stack export`"),
+        (
+            "--stack-export",
+            '{"deployment": {}}',
+            "stack export file {path} has no 'deployment.resources' array; pass the complete "
+            "output of `pulumi stack export`",
+        ),
         (
             "--stack-export",
             '{"deployment": {"resources": ["x"]}}',
-            "deployment.resources[0] is str; expected an object with urn, type and inputs",
+            "stack export file {path} is invalid: deployment.resources[0] is a string, "
+            "not an object; pass the complete output of `pulumi stack export`",
         ),
     ],
 )
@@ -228,6 +268,107 @@ def test_bad_input(
     assert fragment.format(path=path) in err
 
 
+@pytest.mark.parametrize("content", ["", " \n\t\n"], ids=["empty", "whitespace"])
+@pytest.mark.parametrize(
+    ("option", "command"),
+    [("--preview-json", "pulumi preview --json"), ("--stack-export", "pulumi stack export")],
+)
+def test_input_empty_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, command: str, content: str
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_text(content, encoding="utf-8")
+    code, out, err = run_gate(capsys, option, str(path))
+    assert code == 2
+    assert out == ""
+    assert f"file {path} is empty; pass the complete output of `{command}`" in err
+    assert "Expecting value" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "fixture", "command"),
+    [
+        ("--preview-json", "preview_fail.json", "pulumi preview --json"),
+        ("--stack-export", "export_fail.json", "pulumi stack export"),
+    ],
+)
+def test_input_truncated_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, fixture: str, command: str
+) -> None:
+    # Every cut of a real file, inside strings, numbers, literals and between
+    # tokens, reads as one that ends early, never as a JSON syntax error.
+    text = (FIXTURES / fixture).read_text(encoding="utf-8").rstrip()
+    path = tmp_path / "input.json"
+    expected = f"file {path} ends before the JSON is complete; pass the complete output of"
+    for end in range(1, len(text)):
+        if not text[:end].strip():
+            continue
+        path.write_text(text[:end], encoding="utf-8")
+        code, out, err = run_gate(capsys, option, str(path))
+        assert code == 2, end
+        assert out == "", end
+        assert f"{expected} `{command}`\n" in err, (end, err)
+
+
+def test_input_truncated_inside_escapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = json.dumps({"steps": [{"v": [-1.5e-3, True, False, None, 'é\\"☃😀']}]})
+    path = tmp_path / "preview.json"
+    for end in range(1, len(text)):
+        path.write_text(text[:end], encoding="utf-8")
+        _, _, err = run_gate(capsys, "--preview-json", str(path))
+        assert "ends before the JSON is complete" in err, (text[:end], err)
+
+
+def test_preview_step_without_new_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "preview.json", {"steps": [{"op": "create", "urn": "u"}]})
+    code, out, err = run_gate(capsys, "--preview-json", path)
+    assert code == 2
+    assert out == ""
+    assert (
+        f"error: preview JSON file {path} is invalid: steps[0] has no newState object; "
+        "pass the complete output of `pulumi preview --json`\n"
+    ) == err
+
+
+@pytest.mark.parametrize(
+    ("option", "fixture", "fix"),
+    [
+        (
+            "--preview-json",
+            "export_pass.json",
+            "it looks like the output of `pulumi stack export`, which --stack-export FILE "
+            "reads (STACK_EXPORT=FILE with make gate)",
+        ),
+        (
+            "--stack-export",
+            "preview_pass.json",
+            "it looks like the output of `pulumi preview --json`, which --preview-json FILE "
+            "reads (PREVIEW_JSON=FILE with make gate)",
+        ),
+    ],
+)
+def test_input_other_kind_of_file(
+    capsys: pytest.CaptureFixture[str], option: str, fixture: str, fix: str
+) -> None:
+    code, _, err = run_gate(capsys, option, str(FIXTURES / fixture))
+    assert code == 2
+    assert fix in err
+
+
+def test_input_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_gate(capsys, "--stack-export", str(tmp_path))
+    assert code == 2
+    assert f"stack export file {tmp_path} is a directory; pass the file that holds" in err
+
+
+def test_input_byte_order_mark(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "preview.json"
+    path.write_bytes(b"\xef\xbb\xbf" + (FIXTURES / "preview_pass.json").read_bytes())
+    code, out, _ = run_gate(capsys, "--preview-json", str(path), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["resources"] == 4
+
+
 def test_bad_policy_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write(tmp_path, "c.json", {"dataflow-max-workers": {"maxWorkers": "ten"}})
     code, _, err = run_gate(
@@ -238,11 +379,104 @@ def test_bad_policy_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_unknown_environment(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_gate(
+    code, out, err = run_gate(
         capsys, "--stack-export", str(FIXTURES / "export_pass.json"), "--environment", "qa"
     )
     assert code == 2
-    assert "qa.json not found; pass --policy-config" in err
+    assert out == ""
+    assert "environment 'qa' has no policy config" in err
+    assert "choose one of the environments dev, prod" in err
+    assert "--policy-config FILE (POLICY_CONFIG=FILE with make gate)" in err
+
+
+def test_policy_config_not_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.json"
+    code, _, err = run_gate(
+        capsys,
+        "--stack-export",
+        str(FIXTURES / "export_pass.json"),
+        "--policy-config",
+        str(missing),
+    )
+    assert code == 2
+    assert (
+        f"policy config {missing} not found; check the path given to --policy-config "
+        "(POLICY_CONFIG with make gate)"
+    ) in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--stack", ""], "--stack is empty; pass a stack name such as dev or prod"),
+        (
+            ["--stack", "dev", "--environment", " "],
+            "--environment is empty; pass an environment such as dev or prod",
+        ),
+    ],
+    ids=["stack", "environment"],
+)
+def test_empty_option_rejected(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        gate.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def gate_process(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run the gate as a user does, so that its log lines reach stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "policies.gate", "--format", "json", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "fixture", "status"),
+    [("--preview-json", "preview_pass.json", 0), ("--stack-export", "export_fail.json", 1)],
+)
+def test_stack_mismatch_warns(option: str, fixture: str, status: int) -> None:
+    # The fixtures' URNs name the prod stack.
+    result = gate_process(option, str(FIXTURES / fixture), "--environment", "dev")
+    assert result.returncode == status
+    assert json.loads(result.stdout)["environment"] == "dev"
+    (warning,) = result.stderr.splitlines()
+    assert warning.startswith("WARNING policies.gate: ")
+    assert "the URNs name stack prod, but the policy config of environment dev applies" in warning
+    assert "pass --environment prod (STACK=prod or ENVIRONMENT=prod with make gate)" in warning
+
+
+def test_stack_match_no_warning() -> None:
+    result = gate_process(
+        "--preview-json", str(FIXTURES / "preview_pass.json"), "--environment", "prod"
+    )
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+def test_stack_without_config_no_warning(tmp_path: Path) -> None:
+    urn = "urn:pulumi:ci-1234::anomaly::gcp:pubsub/topic:Topic::events"
+    labels = {"environment": "dev", "app": "realtime-anomaly"}
+    preview = write(tmp_path, "p.json", {"steps": [_step(urn, {"labels": labels})]})
+    result = gate_process("--preview-json", preview, "--environment", "dev")
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+def test_stack_mismatch_policy_config_no_warning() -> None:
+    config = str(CONFIG_DIR / "dev.json")
+    fixture = str(FIXTURES / "preview_pass.json")
+    result = gate_process(
+        "--preview-json", fixture, "--environment", "dev", "--policy-config", config
+    )
+    assert result.returncode == 0
+    assert result.stderr == ""
 
 
 def test_source_required(capsys: pytest.CaptureFixture[str]) -> None:
