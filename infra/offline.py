@@ -216,8 +216,23 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.declared: list[DeclaredResource] = []
 
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        try:
+            return super().Invoke(request)  # type: ignore[no-untyped-call]
+        finally:
+            _remember_thread_loop()
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        try:
+            return super().ReadResource(request)  # type: ignore[no-untyped-call]
+        finally:
+            _remember_thread_loop()
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        try:
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        finally:
+            _remember_thread_loop()
         if request.type == "pulumi:pulumi:Stack":
             return response
 
@@ -326,22 +341,36 @@ def _engine_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def _close_event_loop() -> None:
-    loop = asyncio.get_event_loop_policy().get_event_loop()
-    if not loop.is_closed() and not loop.is_running():
-        loop.close()
+# Event loops that Pulumi's mock monitor created in executor threads, closed at exit.
+_THREAD_LOOPS: set[asyncio.AbstractEventLoop] = set()
 
 
-def _close_event_loop_at_exit() -> None:
-    """Close the thread's event loop, which Pulumi runs programs on, when Python exits.
+def _remember_thread_loop() -> None:
+    """Remember the calling thread's event loop, which the mock monitor creates and keeps."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:  # no loop in this thread
+        return
+    _THREAD_LOOPS.add(loop)
 
-    Pulumi never closes it, and a loop left open is finalized after its sockets at
-    interpreter exit, which prints an "Invalid file descriptor" traceback. It is
-    closed only at exit because futures of one run stay attached to the loop.
+
+def _close_event_loops() -> None:
+    for loop in [asyncio.get_event_loop_policy().get_event_loop(), *_THREAD_LOOPS]:
+        if not loop.is_closed() and not loop.is_running():
+            loop.close()
+
+
+def _close_event_loops_at_exit() -> None:
+    """Close the event loops that Pulumi runs programs and mock calls on, when Python exits.
+
+    Pulumi never closes them: the main thread's loop, and one per executor thread that
+    the mock monitor serves calls on. A loop left open is finalized after its sockets at
+    interpreter exit, which prints an "Invalid file descriptor" traceback. They are
+    closed only at exit because futures of one run stay attached to them.
     """
     global _EXIT_HOOK_REGISTERED  # noqa: PLW0603 (one hook per process)
     if not _EXIT_HOOK_REGISTERED:
-        atexit.register(_close_event_loop)
+        atexit.register(_close_event_loops)
         _EXIT_HOOK_REGISTERED = True
 
 
@@ -381,7 +410,7 @@ def run_stack(
     )
 
     pulumi.runtime.mocks.test(program.main)()  # type: ignore[no-untyped-call]
-    _close_event_loop_at_exit()
+    _close_event_loops_at_exit()
     LOG.info("stack %s declared %d resources", stack, len(monitor.declared))
     return list(monitor.declared)
 

@@ -164,13 +164,15 @@ def test_stack_file_invalid(tmp_path, content, fragment):
 
 
 def test_event_loop_closed_at_exit():
-    # atexit runs hooks in reverse order, so this check runs after run_stack's hook.
+    # atexit runs hooks in reverse order, so these checks run after run_stack's hook.
     script = (
         "import asyncio, atexit\n"
+        "from infra import offline\n"
+        "atexit.register(lambda: print('threads', len(offline._THREAD_LOOPS), "
+        "all(loop.is_closed() for loop in offline._THREAD_LOOPS)))\n"
         "atexit.register(lambda: print('closed', "
         "asyncio.get_event_loop_policy().get_event_loop().is_closed()))\n"
-        "from infra.offline import run_stack\n"
-        "run_stack('dev')\n"
+        "offline.run_stack('dev')\n"
     )
     completed = subprocess.run(
         [sys.executable, "-c", script],
@@ -180,5 +182,9 @@ def test_event_loop_closed_at_exit():
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.strip().endswith("closed True")
+    closed_main, closed_threads = completed.stdout.strip().splitlines()[-2:]
+    assert closed_main == "closed True"
+    assert closed_threads.startswith("threads ")
+    assert closed_threads.endswith(" True")
+    assert closed_threads != "threads 0 True"
     assert "Traceback" not in completed.stderr
