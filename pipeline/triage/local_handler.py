@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import json
 import logging
 import math
+import os
 import random
+import sys
+import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -204,6 +208,32 @@ class _GrammarGreedySampler:
         return token
 
 
+@contextlib.contextmanager
+def _stderr_to_log() -> Iterator[None]:
+    """Send what native code writes to stderr meanwhile to this module's log.
+
+    With verbose=False llama.cpp still writes a notice about its KV cache to file
+    descriptor 2 while it creates the context. The text is logged at DEBUG, or at ERROR
+    when the block raises, so a failed load still shows llama.cpp's own explanation.
+    Other threads that write to file descriptor 2 meanwhile land in the same log line.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace").strip()
+            if text:
+                _LOG.log(logging.ERROR if failed else logging.DEBUG, "llama.cpp: %s", text)
+
+
 class LocalGemma:
     """A loaded llama.cpp model with the verdict grammar, safe to call from many threads.
 
@@ -228,14 +258,15 @@ class LocalGemma:
         import llama_cpp
         from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-        self._llama = llama_cpp.Llama(
-            model_path=str(model_path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_gpu_layers=n_gpu_layers,
-            seed=seed,
-            verbose=False,
-        )
+        with _stderr_to_log():
+            self._llama = llama_cpp.Llama(
+                model_path=str(model_path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_gpu_layers=n_gpu_layers,
+                seed=seed,
+                verbose=False,
+            )
         self._sampler = _GrammarGreedySampler(
             self._llama.model,
             json_schema_to_gbnf(json.dumps(RESPONSE_SCHEMA)),

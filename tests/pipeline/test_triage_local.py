@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
 import time
 from typing import Any, cast
 
@@ -12,6 +14,7 @@ import numpy.typing as npt
 import pytest
 
 from pipeline.records import SEVERITIES
+from pipeline.triage import local_handler
 from pipeline.triage.local_handler import (
     LOCAL_MODEL_NAME,
     GrammarRejectedAllTokensError,
@@ -233,3 +236,27 @@ def test_sampler_raises_when_grammar_allows_nothing(vocab_llama, sampler_for):
     logits[_token(vocab_llama, "y")] = 0.0
     with pytest.raises(GrammarRejectedAllTokensError, match="allows no token with a finite logit"):
         sampler.select(logits)
+
+
+def test_stderr_to_log_keeps_native_output(caplog):
+    caplog.set_level(logging.DEBUG, logger="pipeline.triage.local_handler")
+    with local_handler._stderr_to_log():
+        os.write(2, b"kv cache notice\n")
+    assert [(record.levelno, record.getMessage()) for record in caplog.records] == [
+        (logging.DEBUG, "llama.cpp: kv cache notice")
+    ]
+
+
+def _failing_load() -> None:
+    with local_handler._stderr_to_log():
+        os.write(2, b"cannot open model\n")
+        raise ValueError("load failed")
+
+
+def test_stderr_to_log_failure_is_error(caplog):
+    caplog.set_level(logging.DEBUG, logger="pipeline.triage.local_handler")
+    with pytest.raises(ValueError, match="load failed"):
+        _failing_load()
+    assert [(record.levelno, record.getMessage()) for record in caplog.records] == [
+        (logging.ERROR, "llama.cpp: cannot open model")
+    ]
