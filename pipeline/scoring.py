@@ -17,8 +17,9 @@ entity cannot be placed in order. Scoring it would make the results depend on ar
 order, so it goes to the dead letter with code ``late_event`` and can be replayed.
 
 Bounded input (a batch run over files) takes another path with the same order and the
-same scores. Each bundle first collects its events per entity into one list, so the
-GroupByKey shuffles one element per entity and bundle instead of one per event. After
+same scores. Each bundle first collects its events per entity into columns
+(pipeline.columns), so the GroupByKey shuffles one element per entity and bundle
+instead of one per event. After
 the GroupByKey, each entity's events are sorted once and scored in one pass of the
 detector. Every event is then in its entity's group, so none is late, and no
 per-element state access is needed.
