@@ -10,30 +10,17 @@ demo events on a 2-core machine.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from apache_beam.coders.coders import Coder, FastPrimitivesCoder
 from apache_beam.coders.typecoders import registry
 
-from pipeline.records import Event
-
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-ONE_MICROSECOND: Final = timedelta(microseconds=1)
+from pipeline.records import Event, from_micros, to_micros
 
 # event_id, entity_id, event_time, features, attributes, message, context. The time is
 # microseconds since the epoch when it is in UTC, else the datetime itself.
 EventTuple = tuple[str, str, "int | datetime", dict[str, float], dict[str, Any], str | None, Any]
-
-
-def to_micros(moment: datetime) -> int:
-    """Return an aware datetime as integer microseconds since the Unix epoch."""
-    return (moment - EPOCH) // ONE_MICROSECOND
-
-
-def from_micros(micros: int) -> datetime:
-    """Return microseconds since the Unix epoch as an aware UTC datetime."""
-    return EPOCH + timedelta(microseconds=micros)
 
 
 def event_to_tuple(event: Event) -> EventTuple:

@@ -16,8 +16,8 @@ import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from pipeline.coders import EventTuple, from_micros, to_micros
-from pipeline.records import AttributeValue, Event
+from pipeline.coders import EventTuple
+from pipeline.records import AttributeValue, Event, from_micros, to_micros
 
 # (attributes, message, context) of one event.
 Details = tuple[Mapping[str, AttributeValue], str | None, Mapping[str, Any]]

@@ -94,9 +94,11 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from statistics import NormalDist
 from typing import Any
+
+from pipeline.records import to_micros
 
 DETECTOR_NAME = "ewma-robust-z/2"
 
@@ -263,8 +265,6 @@ class Score:
 # Microseconds, the unit of the event times that Detector.score_events takes.
 MICROS_PER_SECOND = 1_000_000
 MICROS_PER_DAY = SECONDS_PER_DAY * MICROS_PER_SECOND
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND = timedelta(microseconds=1)
 
 # A feature's baseline at one event: (value, expected, scale, count, z, daily), the
 # fields of FeatureScore before the tail calibration.
@@ -878,13 +878,6 @@ class Detector:
             return 1.0
         adjusted_sq = largest * largest - 2.0 * math.log(tested)
         return self._squash(math.sqrt(adjusted_sq if adjusted_sq > 0.0 else 0.0))
-
-
-def to_micros(moment: datetime) -> int:
-    """Return a datetime as integer microseconds since the Unix epoch; naive means UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _ONE_MICROSECOND
 
 
 def _new_feature(value: float) -> FeatureState:

@@ -14,9 +14,8 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
 from pipeline import metrics
-from pipeline.coders import to_micros
 from pipeline.contract import parse_or_dead_letter
-from pipeline.records import DeadLetter
+from pipeline.records import DeadLetter, to_micros
 
 EVENTS: Final = "events"
 DEAD_LETTERS: Final = "dead_letters"

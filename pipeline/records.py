@@ -8,8 +8,8 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Final, Literal
 
 from pipeline.schemas import SchemaField, table_spec
 
@@ -64,6 +64,22 @@ def format_timestamp(moment: datetime) -> str:
 def utc_now() -> datetime:
     """Return the current time as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def to_micros(moment: datetime) -> int:
+    """Return a datetime as integer microseconds since the Unix epoch; naive means UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // ONE_MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    """Return microseconds since the Unix epoch as an aware UTC datetime."""
+    return EPOCH + timedelta(microseconds=micros)
 
 
 _SCALAR_CONVERTERS: dict[str, Any] = {

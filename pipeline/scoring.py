@@ -52,7 +52,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline import columns, metrics
-from pipeline.coders import EventTuple, event_to_tuple, from_micros, to_micros
+from pipeline.coders import EventTuple, event_to_tuple
 from pipeline.columns import EntityColumns
 from pipeline.detector import (
     Detector,
@@ -69,6 +69,8 @@ from pipeline.records import (
     Event,
     ScoredEvent,
     format_timestamp,
+    from_micros,
+    to_micros,
     utc_now,
 )
 

@@ -7,8 +7,8 @@ import pytest
 from apache_beam.coders.typecoders import registry
 from apache_beam.utils.timestamp import Timestamp
 
-from pipeline.coders import EventCoder, from_micros, to_micros
-from pipeline.records import Event
+from pipeline.coders import EventCoder
+from pipeline.records import Event, from_micros, to_micros
 
 FULL = Event(
     event_id="e-1",

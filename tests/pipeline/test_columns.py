@@ -5,9 +5,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-from pipeline.coders import event_to_tuple, to_micros
+from pipeline.coders import event_to_tuple
 from pipeline.columns import append_for_shuffle, event_at, from_buffered, merge_sorted, new_columns
-from pipeline.records import Event
+from pipeline.records import Event, to_micros
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
 

@@ -17,9 +17,9 @@ from pipeline.detector import (
     FeatureState,
     decode_state,
     encode_state,
-    to_micros,
 )
 from pipeline.labels import evaluate_windows, load_windows
+from pipeline.records import to_micros
 from pipeline.sources import parse_nab_time
 
 NAB_ROOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nab"
