@@ -23,7 +23,8 @@ from typing import Any, Final, cast
 from benchmarks.memory import max_rss_mib
 from pipeline.contract import ContractError, parse_event
 from pipeline.detector import Detector, FeatureState
-from pipeline.records import BaselineStat, Detection, Event
+from pipeline.records import Detection, Event
+from pipeline.scoring import detection_for
 from pipeline.triage.local_handler import LocalGemma, LocalGemmaHandler, assemble_embedded_model
 from pipeline.triage.outcome import TriageOutcome
 from pipeline.triage.prompt import build_prompt
@@ -203,32 +204,7 @@ def detections_from_payloads(payloads: Iterable[bytes], limit: int) -> list[Dete
         )
         if not score.is_anomaly:
             continue
-        detections.append(
-            Detection(
-                event_id=event.event_id,
-                entity_id=event.entity_id,
-                event_time=event.event_time,
-                anomaly_score=score.anomaly_score,
-                detector=detector.name,
-                features=dict(event.features),
-                attributes=dict(event.attributes),
-                message=event.message,
-                context=dict(event.context),
-                baseline=tuple(
-                    BaselineStat(
-                        feature=feature.feature,
-                        value=feature.value,
-                        mean=feature.mean,
-                        std=feature.std,
-                        count=feature.count,
-                        score=feature.score,
-                    )
-                    for feature in score.features
-                ),
-                triage=None,
-                detected_at=event.event_time,
-            )
-        )
+        detections.append(detection_for(event, score, detector.name, event.event_time))
         if len(detections) == limit:
             break
     return detections

@@ -142,6 +142,34 @@ _TIMESTAMP = beam.DoFn.TimestampParam
 _KEY = beam.DoFn.KeyParam
 
 
+def detection_for(event: Event, score: Score, detector: str, detected_at: datetime) -> Detection:
+    """Return the Detection of an anomalous event, with its baseline from `score`."""
+    return Detection(
+        event_id=event.event_id,
+        entity_id=event.entity_id,
+        event_time=event.event_time,
+        anomaly_score=score.anomaly_score,
+        detector=detector,
+        features=dict(event.features),
+        attributes=dict(event.attributes),
+        message=event.message,
+        context=dict(event.context),
+        baseline=tuple(
+            BaselineStat(
+                feature=feature.feature,
+                value=feature.value,
+                mean=feature.mean,
+                std=feature.std,
+                count=feature.count,
+                score=feature.score,
+            )
+            for feature in score.features
+        ),
+        triage=None,
+        detected_at=detected_at,
+    )
+
+
 class _ScoreOutputs:
     """The records and metrics for scored events, shared by both scoring DoFns."""
 
@@ -183,7 +211,7 @@ class _ScoreOutputs:
             if anomalies[index]:
                 self._anomalies.inc()
                 event = columns.event_at(ordered, entity_id, index)
-                detection = self._detection(event, scores.score(index), now)
+                detection = detection_for(event, scores.score(index), name, now)
                 yield TaggedOutput(DETECTIONS, detection)
         self._scored.inc(len(times))
         if scores.untracked_features:
@@ -206,32 +234,6 @@ class _ScoreOutputs:
             error_message=message,
             stage=STAGE,
             event_id=event.event_id,
-        )
-
-    def _detection(self, event: Event, score: Score, now: datetime) -> Detection:
-        return Detection(
-            event_id=event.event_id,
-            entity_id=event.entity_id,
-            event_time=event.event_time,
-            anomaly_score=score.anomaly_score,
-            detector=self.detector.name,
-            features=dict(event.features),
-            attributes=dict(event.attributes),
-            message=event.message,
-            context=dict(event.context),
-            baseline=tuple(
-                BaselineStat(
-                    feature=feature.feature,
-                    value=feature.value,
-                    mean=feature.mean,
-                    std=feature.std,
-                    count=feature.count,
-                    score=feature.score,
-                )
-                for feature in score.features
-            ),
-            triage=None,
-            detected_at=now,
         )
 
 
